@@ -1,0 +1,345 @@
+"""Experiments: train a base, prune it, fine-tune it while recording the recovery curve, compare.
+
+A run's whole configuration is one frozen dataclass; its hash is the run's key in the store,
+so a run already done is never redone, and the same base (same model, data set, seed and
+epochs) is pruned by every criterion.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from plasticity.criteria import create_criterion
+from plasticity.data import Dataset, load_dataset
+from plasticity.errors import InvalidConfigError, PlasticityError
+from plasticity.models import ModelSpec, create_model
+from plasticity.prune import MODES, check_ratio, measure, prune_model
+from plasticity.store import RunStore
+from plasticity.train import EpochEnd, FilterNormHistory, ProgressBar, Trainer, accuracy, seed_everything
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def _key(kind: str, config: dict) -> str:
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{kind}-{digest}"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a base model."""
+
+    model: str = "lenet5"
+    dataset: str = "mnist-5k"
+    epochs: int = 12
+    seed: int = 0
+    lr: float = 0.01
+    batch_size: int = 64
+    width: float = 1.0
+    pretrained: bool = False
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise InvalidConfigError(f"epochs must be >= 0; got {self.epochs}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def key(self) -> str:
+        return _key("train", self.to_dict())
+
+    def spec(self, data: Dataset) -> ModelSpec:
+        return ModelSpec(self.model, data.channels, data.num_classes, data.image_size, self.width, self.pretrained)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """A base, and how it is pruned and fine-tuned."""
+
+    base: TrainConfig = field(default_factory=TrainConfig)
+    criterion: str = "random"
+    ratio: float = 0.5
+    seed: int = 0
+    finetune_epochs: int = 3
+    mode: str = "remove"
+    lr: float = 0.01
+    layer_ratios: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        check_ratio(self.ratio)
+        if self.mode not in MODES:
+            raise InvalidConfigError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.finetune_epochs < 0:
+            raise InvalidConfigError(f"finetune epochs must be >= 0; got {self.finetune_epochs}")
+        create_criterion(self.criterion)  # an unknown name fails here, before any work
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "base": self.base.to_dict(), "layer_ratios": [list(p) for p in self.layer_ratios]}
+
+    @property
+    def key(self) -> str:
+        return _key("prune", self.to_dict())
+
+
+@dataclass
+class Base:
+    """A trained model with its filter-norm history, ready to be pruned (never in place)."""
+
+    config: TrainConfig
+    model: nn.Module
+    history: FilterNormHistory
+    data: Dataset
+    result: dict  # acc, macs, params, latency_ms, ...
+
+
+@functools.lru_cache(maxsize=8)
+def dataset_on(name: str, device: str) -> Dataset:
+    return load_dataset(name, device)
+
+
+def get_base(
+    config: TrainConfig,
+    store: RunStore,
+    device: torch.device | str = "cpu",
+    *,
+    progress: bool = False,
+    callbacks: Iterable = (),
+) -> Base:
+    """The base for `config`: from the store, else from the shipped assets, else trained now."""
+    data = dataset_on(config.dataset, str(device))
+    run = store.get(config.key)
+    if run and run.status == "done" and run.checkpoint and run.checkpoint.exists():
+        return _base_from_checkpoint(config, load_checkpoint(run.checkpoint), data, run.result, device)
+    shipped = ASSETS / f"{config.model}-{config.dataset}.pt"
+    if shipped.exists():
+        checkpoint = load_checkpoint(shipped)
+        if checkpoint.config == config.to_dict():
+            return _import_base(config, checkpoint, data, store, device)
+    return train_base(config, store, device, progress=progress, callbacks=callbacks)
+
+
+def train_base(
+    config: TrainConfig,
+    store: RunStore,
+    device: torch.device | str = "cpu",
+    *,
+    progress: bool = False,
+    callbacks: Iterable = (),
+) -> Base:
+    data = dataset_on(config.dataset, str(device))
+    seed_everything(config.seed)
+    model = create_model(config.spec(data)).to(device)
+    history = FilterNormHistory(model)
+    bar = [ProgressBar(f"training {config.model} on {config.dataset}", config.epochs)] if progress else []
+    trainer = Trainer(
+        model, data, lr=config.lr, batch_size=config.batch_size, seed=config.seed, callbacks=[history, *bar, *callbacks]
+    )
+    store.start(config.key, "train", config.to_dict())
+    start = time.perf_counter()
+    try:
+        trainer.fit(config.epochs)
+    except BaseException as exc:
+        store.fail(config.key, _describe(exc))
+        raise
+    result = {**_evaluate(model, data), "train_seconds": round(time.perf_counter() - start, 3)}
+    checkpoint = Checkpoint(config.spec(data), config.to_dict(), model.state_dict(), history=history)
+    path = store.checkpoint_path(config.key)
+    save_checkpoint(checkpoint, path)
+    store.finish(config.key, result, history, path)
+    return Base(config, model, history, data, result)
+
+
+def _import_base(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, store: RunStore, device) -> Base:
+    """Put a shipped checkpoint into the store, so it is listed and found like a trained one."""
+    model = checkpoint.build_model(device)
+    result = {**_evaluate(model, data), "train_seconds": 0.0, "shipped": True}
+    store.start(config.key, "train", config.to_dict())
+    path = store.checkpoint_path(config.key)
+    save_checkpoint(checkpoint, path)
+    store.finish(config.key, result, checkpoint.history, path)
+    return Base(config, model, checkpoint.history, data, result)
+
+
+def _base_from_checkpoint(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, result: dict, device) -> Base:
+    history = checkpoint.history or FilterNormHistory(checkpoint.build_model())
+    return Base(config, checkpoint.build_model(device), history, data, result)
+
+
+def base_from_file(path: Path | str, device: torch.device | str = "cpu") -> Base:
+    """A base from a checkpoint file given by the user (validated; never unpickled)."""
+    checkpoint = load_checkpoint(path)
+    try:
+        config = TrainConfig(**checkpoint.config)
+    except TypeError:
+        raise PlasticityError(f"{path} holds a pruned model, not a base; give a base model's checkpoint") from None
+    data = dataset_on(config.dataset, str(device))
+    model = checkpoint.build_model(device)
+    history = checkpoint.history or FilterNormHistory(model)
+    return Base(config, model, history, data, _evaluate(model, data))
+
+
+def _evaluate(model: nn.Module, data: Dataset) -> dict:
+    cost = measure(model, data)
+    return {
+        "acc": accuracy(model, data, data.test),
+        "acc_val": accuracy(model, data, data.val),
+        "macs": cost.macs,
+        "params": cost.params,
+        "latency_ms": round(cost.latency_ms, 3),
+    }
+
+
+def run_prune(
+    config: PruneConfig,
+    store: RunStore,
+    device: torch.device | str = "cpu",
+    *,
+    base: Base | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Prune the base, evaluate, fine-tune `finetune_epochs`, recording the recovery curve.
+
+    `on_progress` gets the partial result right after pruning and again after every epoch.
+    A run already in the store is returned as it is.
+    """
+    done = store.get(config.key)
+    if done and done.status == "done":
+        return done.result
+    base = base or get_base(config.base, store, device, progress=progress)
+    data = base.data
+    store.start(config.key, "prune", config.to_dict())
+    try:
+        result = _prune_and_recover(config, base, store, on_progress, progress)
+    except BaseException as exc:
+        store.fail(config.key, _describe(exc))
+        raise
+    return result
+
+
+def _prune_and_recover(config: PruneConfig, base: Base, store: RunStore, on_progress, progress: bool) -> dict:
+    data, start = base.data, time.perf_counter()
+    seed_everything(config.seed)
+    pruned = prune_model(
+        base.model, create_criterion(config.criterion, config.seed), config.ratio, data,
+        mode=config.mode, layer_ratios=dict(config.layer_ratios),
+    )
+    cost = measure(pruned.model, data)
+    result = {
+        "key": config.key,
+        "model": config.base.model,
+        "dataset": config.base.dataset,
+        "criterion": config.criterion,
+        "ratio": config.ratio,
+        "seed": config.seed,
+        "base_seed": config.base.seed,
+        "mode": config.mode,
+        "finetune_epochs": config.finetune_epochs,
+        "acc_base": base.result["acc"],
+        "acc_pruned": accuracy(pruned.model, data, data.test),
+        "curve": [],
+        "acc_final": None,
+        "macs_base": base.result["macs"],
+        "macs_pruned": cost.macs,
+        "params_base": base.result["params"],
+        "params_pruned": cost.params,
+        "nonzero_params_pruned": cost.nonzero_params,
+        "latency_ms_base": base.result["latency_ms"],
+        "latency_ms_pruned": round(cost.latency_ms, 3),
+        "channels": pruned.channels,
+        "device": str(data.device),
+    }
+    if on_progress:
+        on_progress(dict(result))
+
+    history = FilterNormHistory.from_state_dict(base.history.state_dict())
+    if config.mode == "remove":
+        history.on_prune(pruned.kept)
+    history.continue_from()
+
+    def add_point(epoch: int, acc: float) -> None:
+        result["curve"].append({"epoch": epoch, "acc": acc})
+        if on_progress:
+            on_progress({**result, "curve": list(result["curve"])})
+
+    callbacks = [history, EpochEnd(add_point)]
+    if pruned.mask is not None:
+        callbacks.insert(0, pruned.mask)
+    if progress:
+        callbacks.append(ProgressBar(f"fine-tuning {config.criterion} at {config.ratio:g}", config.finetune_epochs))
+    Trainer(pruned.model, data, lr=config.lr, batch_size=config.base.batch_size, seed=config.seed, callbacks=callbacks).fit(
+        config.finetune_epochs
+    )
+    result["acc_final"] = result["curve"][-1]["acc"] if result["curve"] else result["acc_pruned"]
+    result["seconds"] = round(time.perf_counter() - start, 3)
+
+    structure = {}
+    if config.mode == "remove":
+        structure = {name: history.original_index[name] for name in pruned.kept}
+    checkpoint = Checkpoint(config.base.spec(data), config.to_dict(), pruned.model.state_dict(), structure, history)
+    path = store.checkpoint_path(config.key)
+    save_checkpoint(checkpoint, path)
+    store.finish(config.key, result, history, path)
+    return result
+
+
+def compare(
+    base: TrainConfig,
+    criteria: list[str],
+    ratios: list[float],
+    seeds: list[int],
+    store: RunStore,
+    device: torch.device | str = "cpu",
+    *,
+    finetune_epochs: int = 3,
+    mode: str = "remove",
+    lr: float = 0.01,
+    base_seed: int | None = None,
+    on_result: Callable[[int, int, dict], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: bool = False,
+) -> list[dict]:
+    """Every criterion at every ratio and seed, each seed's base shared by all its runs.
+
+    Seed s prunes and fine-tunes with s, on the base trained with s (or with `base_seed` for all).
+    Finished runs come from the store, so an interrupted comparison resumes where it stopped.
+    """
+    configs = [
+        PruneConfig(replace(base, seed=seed if base_seed is None else base_seed), criterion, ratio, seed,
+                    finetune_epochs, mode, lr)
+        for seed in seeds
+        for criterion in criteria
+        for ratio in ratios
+    ]
+    results, bases = [], {}
+    for i, config in enumerate(configs):
+        if should_stop():
+            break
+        done = store.get(config.key)
+        if done and done.status == "done":
+            result = done.result
+        else:
+            if config.base.key not in bases:
+                bases = {config.base.key: get_base(config.base, store, device, progress=progress)}
+            result = run_prune(config, store, device, base=bases[config.base.key])
+        results.append(result)
+        if on_result:
+            on_result(i + 1, len(configs), result)
+    return results
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{exc.__class__.__name__}: {exc}"

@@ -1,0 +1,230 @@
+"""Models by name, each built for a data set's channels, image size and classes.
+
+`create_model("lenet5", in_channels=1, num_classes=10, image_size=28)` builds one; names of the
+form `torchvision:<name>` build torchvision's ImageNet models (with `pretrained=True`, their
+weights, fetched once into torch's hub cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from plasticity.errors import DatasetUnavailableError, InvalidConfigError, UnknownNameError
+from plasticity.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is built for: stored with every checkpoint so it can be rebuilt."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    image_size: int
+    width: float = 1.0
+    pretrained: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "image_size": self.image_size,
+            "width": self.width,
+            "pretrained": self.pretrained,
+        }
+
+
+MODELS: Registry[Callable[[ModelSpec], nn.Module]] = Registry("model")
+TORCHVISION_PREFIX = "torchvision:"
+
+
+def list_models() -> list[str]:
+    return MODELS.names() + [f"{TORCHVISION_PREFIX}<name>"]
+
+
+def create_model(spec: ModelSpec) -> nn.Module:
+    if spec.width <= 0:
+        raise InvalidConfigError(f"width must be positive; got {spec.width}")
+    if spec.name.startswith(TORCHVISION_PREFIX):
+        return _torchvision_model(spec)
+    factory = MODELS.get(spec.name)
+    if spec.pretrained:
+        raise InvalidConfigError(
+            f"{spec.name} has no pretrained weights; pretrained weights exist for {TORCHVISION_PREFIX}<name> models"
+        )
+    return factory(spec)
+
+
+def classifier_layer(model: nn.Module) -> nn.Module:
+    """The last Linear layer: its outputs are the classes and are never pruned."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise InvalidConfigError("the model has no Linear classifier layer")
+    return linears[-1]
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+@MODELS.register("lenet5")
+class LeNet5(nn.Module):
+    """Caffe's LeNet (conv 20 -> conv 50 -> fc 500 -> classes), the network of the HBFP paper.
+
+    A ReLU follows each pooled convolution (Caffe's has none there) so that activation
+    criteria such as APoZ see the rectified outputs they were defined on. Images smaller than 28 pixels get padded convolutions, so the 8x8 digits still fit.
+    """
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        pad = 0 if spec.image_size >= 28 else 2
+        c1, c2, hidden = _scaled(20, spec.width), _scaled(50, spec.width), _scaled(500, spec.width)
+        self.conv1 = nn.Conv2d(spec.in_channels, c1, 5, padding=pad)
+        self.conv2 = nn.Conv2d(c1, c2, 5, padding=pad)
+        size = ((spec.image_size + 2 * pad - 4) // 2 + 2 * pad - 4) // 2
+        self.fc1 = nn.Linear(c2 * size * size, hidden)
+        self.fc2 = nn.Linear(hidden, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu(nn.functional.max_pool2d(self.conv1(x), 2))
+        x = nn.functional.relu(nn.functional.max_pool2d(self.conv2(x), 2))
+        x = nn.functional.relu(self.fc1(x.flatten(1)))
+        return self.fc2(x)
+
+
+_VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+@MODELS.register("vgg16")
+class VGG16(nn.Module):
+    """CIFAR-style VGG-16 with BatchNorm; `width` scales every layer.
+
+    Pooling stops once the feature map is 1x1, so it also builds for 28x28 and smaller images.
+    """
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, size = spec.in_channels, spec.image_size
+        for item in _VGG16_PLAN:
+            if item == "M":
+                if size >= 2:
+                    layers.append(nn.MaxPool2d(2))
+                    size //= 2
+                continue
+            out = _scaled(item, spec.width)
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return nn.functional.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """The CIFAR ResNets of He et al. (6n+2 layers, 16-32-64 channels), projection shortcuts."""
+
+    def __init__(self, spec: ModelSpec, depth: int):
+        super().__init__()
+        n = (depth - 2) // 6
+        widths = [_scaled(c, spec.width) for c in (16, 32, 64)]
+        self.conv1 = nn.Conv2d(spec.in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        stages, in_planes = [], widths[0]
+        for stage, planes in enumerate(widths):
+            blocks = []
+            for i in range(n):
+                blocks.append(BasicBlock(in_planes, planes, 2 if stage > 0 and i == 0 else 1))
+                in_planes = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(self.pool(x).flatten(1))
+
+
+MODELS.register("resnet20")(lambda spec: CifarResNet(spec, 20))
+MODELS.register("resnet56")(lambda spec: CifarResNet(spec, 56))
+
+
+@MODELS.register("mobilenet_v2")
+def _mobilenet_v2(spec: ModelSpec) -> nn.Module:
+    """torchvision's MobileNetV2 with a stride-1 stem, so small images keep some resolution."""
+    from torchvision.models import mobilenet_v2
+
+    model = mobilenet_v2(num_classes=spec.num_classes, width_mult=spec.width)
+    stem = model.features[0][0]
+    model.features[0][0] = nn.Conv2d(spec.in_channels, stem.out_channels, 3, 1, 1, bias=False)
+    return model
+
+
+class _GreyToRGB(nn.Module):
+    """Lets a 3-channel ImageNet model read 1-channel images."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, 3, -1, -1)
+
+
+def _torchvision_model(spec: ModelSpec) -> nn.Module:
+    import torchvision
+
+    name = spec.name.removeprefix(TORCHVISION_PREFIX)
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise UnknownNameError("torchvision model", name, known)
+    if spec.width != 1.0:
+        raise InvalidConfigError("width scaling applies to plasticity's own models, not to torchvision's")
+    weights = "DEFAULT" if spec.pretrained else None
+    try:
+        model = torchvision.models.get_model(name, weights=weights)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise DatasetUnavailableError(
+            f"the pretrained weights of {name} are not in torch's hub cache and could not be downloaded "
+            f"({exc.__class__.__name__}: {exc}); connect once, or train from scratch without --pretrained"
+        ) from None
+    _replace_head(model, spec.num_classes)
+    if spec.in_channels == 1:
+        model = nn.Sequential(_GreyToRGB(), model)
+    elif spec.in_channels != 3:
+        raise InvalidConfigError(f"torchvision models read 1- or 3-channel images, not {spec.in_channels}")
+    return model
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> None:
+    """Swap the last Linear for one with `num_classes` outputs (kept if it already fits)."""
+    head = classifier_layer(model)
+    if head.out_features == num_classes:
+        return
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if child is head:
+                setattr(parent, child_name, nn.Linear(head.in_features, num_classes))
+                return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -54,8 +55,10 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in checkpoint.state_dict.items()},
         "history": checkpoint.history.state_dict() if checkpoint.history is not None else None,
     }
+    buffer = io.BytesIO()  # not a file name: torch names the archive after it, and the bytes must not vary
+    torch.save(payload, buffer)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
+    tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, path)
 
 
@@ -72,7 +75,9 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a plasticity checkpoint (no {FORMAT!r} marker)")
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}; this plasticity reads {VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint version {payload.get('version')}; this plasticity reads {VERSION}"
+        )
     try:
         history = payload["history"]
         return Checkpoint(

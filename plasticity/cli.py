@@ -34,11 +34,19 @@ def _list_of(kind: Callable[[str], object], what: str) -> Callable[[str], list]:
 def _base_arguments(parser: argparse.ArgumentParser) -> None:
     base = TrainConfig()
     parser.add_argument("--model", default=base.model, help=f"one of {', '.join(list_models())} (default %(default)s)")
-    parser.add_argument("--dataset", default=base.dataset, help=f"one of {', '.join(list_datasets())} (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=base.epochs, help="training epochs of the base (default %(default)s)")
-    parser.add_argument("--base-lr", type=float, default=base.lr, help="learning rate of the base (default %(default)s)")
+    parser.add_argument(
+        "--dataset", default=base.dataset, help=f"one of {', '.join(list_datasets())} (default %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=base.epochs, help="training epochs of the base (default %(default)s)"
+    )
+    parser.add_argument(
+        "--base-lr", type=float, default=base.lr, help="learning rate of the base (default %(default)s)"
+    )
     parser.add_argument("--batch-size", type=int, default=base.batch_size, help="(default %(default)s)")
-    parser.add_argument("--width", type=float, default=base.width, help="channel width multiplier (default %(default)s)")
+    parser.add_argument(
+        "--width", type=float, default=base.width, help="channel width multiplier (default %(default)s)"
+    )
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument("--home", default=None, help="run store folder (default $PLASTICITY_HOME)")
@@ -48,8 +56,12 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
 def _prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finetune-epochs", type=int, default=3, help="(default %(default)s)")
     parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning learning rate (default %(default)s)")
-    parser.add_argument("--mode", choices=["remove", "mask"], default="remove",
-                        help="remove filters for real, or only zero them (default %(default)s)")
+    parser.add_argument(
+        "--mode",
+        choices=["remove", "mask"],
+        default="remove",
+        help="remove filters for real, or only zero them (default %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="prune a base, then fine-tune it and record the recovery curve")
     _base_arguments(prune)
     _prune_arguments(prune)
-    prune.add_argument("--criterion", default="random", help=f"one of {', '.join(list_criteria())} (default %(default)s)")
+    prune.add_argument(
+        "--criterion", default="random", help=f"one of {', '.join(list_criteria())} (default %(default)s)"
+    )
     prune.add_argument("--ratio", type=float, default=0.5, help="fraction of each conv layer's filters to remove")
-    prune.add_argument("--layer-ratio", action="append", default=[], metavar="LAYER=RATIO",
-                       help="a different ratio for one layer (repeatable)")
+    prune.add_argument(
+        "--layer-ratio",
+        action="append",
+        default=[],
+        metavar="LAYER=RATIO",
+        help="a different ratio for one layer (repeatable)",
+    )
     prune.add_argument("--seed", type=int, default=0, help="seed of the base and of the pruning and fine-tuning")
     prune.add_argument("--base-seed", type=int, default=None, help="train the base with this seed instead")
     prune.add_argument("--checkpoint", default=None, help="prune the base model in this checkpoint file")
@@ -86,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
-    return TrainConfig(args.model, args.dataset, args.epochs, seed, args.base_lr, args.batch_size, args.width,
-                       args.pretrained)
+    return TrainConfig(
+        args.model, args.dataset, args.epochs, seed, args.base_lr, args.batch_size, args.width, args.pretrained
+    )
 
 
 def _layer_ratios(pairs: list[str]) -> tuple[tuple[str, float], ...]:
@@ -117,9 +137,12 @@ def _summary(result: dict) -> str:
 
 def cmd_train(args: argparse.Namespace, store: RunStore, device) -> None:
     base = train_base(_train_config(args, args.seed), store, device, progress=True)
-    _emit(args, {"key": base.config.key, **base.config.to_dict(), **base.result},
-          f"trained {base.config.model} on {base.config.dataset}: test accuracy {base.result['acc']:.4f} "
-          f"({base.result['train_seconds']:.1f} s), stored as {base.config.key}")
+    _emit(
+        args,
+        {"key": base.config.key, **base.config.to_dict(), **base.result},
+        f"trained {base.config.model} on {base.config.dataset}: test accuracy {base.result['acc']:.4f} "
+        f"({base.result['train_seconds']:.1f} s), stored as {base.config.key}",
+    )
 
 
 def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
@@ -129,8 +152,16 @@ def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
         train_config = base.config
     else:
         train_config = _train_config(args, args.seed if args.base_seed is None else args.base_seed)
-    config = PruneConfig(train_config, args.criterion, args.ratio, args.seed, args.finetune_epochs, args.mode, args.lr,
-                         _layer_ratios(args.layer_ratio))
+    config = PruneConfig(
+        train_config,
+        args.criterion,
+        args.ratio,
+        args.seed,
+        args.finetune_epochs,
+        args.mode,
+        args.lr,
+        _layer_ratios(args.layer_ratio),
+    )
     if base is None:
         base = get_base(config.base, store, device, progress=True)
     result = run_prune(config, store, device, base=base, progress=True)
@@ -144,24 +175,51 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
     def report(done: int, total: int, result: dict) -> None:
         print(f"[{done}/{total}] {_summary(result)}", file=sys.stderr, flush=True)
 
-    results = compare(_train_config(args, 0), args.criteria, args.ratios, args.seeds, store, device,
-                      finetune_epochs=args.finetune_epochs, mode=args.mode, lr=args.lr, base_seed=args.base_seed,
-                      on_result=report, progress=True)
+    results = compare(
+        _train_config(args, 0),
+        args.criteria,
+        args.ratios,
+        args.seeds,
+        store,
+        device,
+        finetune_epochs=args.finetune_epochs,
+        mode=args.mode,
+        lr=args.lr,
+        base_seed=args.base_seed,
+        on_result=report,
+        progress=True,
+    )
     _emit(args, results, "\n".join(_summary(r) for r in results))
 
 
 def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
     runs = store.runs()
     if args.json:
-        print(json.dumps([{"key": r.key, "kind": r.kind, "status": r.status, "config": r.config, "result": r.result,
-                           "error": r.error} for r in runs], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "key": r.key,
+                        "kind": r.kind,
+                        "status": r.status,
+                        "config": r.config,
+                        "result": r.result,
+                        "error": r.error,
+                    }
+                    for r in runs
+                ],
+                indent=2,
+            )
+        )
         return
     print(f"{len(runs)} runs in {store.path}")
     for run in runs:
         cfg = run.config.get("base", run.config)
         what = f"{cfg['model']} {cfg['dataset']} seed {cfg['seed']}"
         if run.kind == "prune":
-            what += f" | {run.config['criterion']} {run.config['ratio']:g} {run.config['mode']} seed {run.config['seed']}"
+            what += (
+                f" | {run.config['criterion']} {run.config['ratio']:g} {run.config['mode']} seed {run.config['seed']}"
+            )
         if run.status == "done":
             acc = run.result.get("acc_final", run.result.get("acc"))
             outcome = f"acc {acc:.4f}"
@@ -183,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept in the store; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: finished runs are kept in the store; run the same command again to resume", file=sys.stderr
+        )
         return 130
     return 0
 

@@ -228,4 +228,3 @@ _register_torchvision("fashion-mnist", "FashionMNIST", lambda train: {"train": t
 _register_torchvision("cifar10", "CIFAR10", lambda train: {"train": train})
 _register_torchvision("cifar100", "CIFAR100", lambda train: {"train": train})
 _register_torchvision("svhn", "SVHN", lambda train: {"split": "train" if train else "test"})
-

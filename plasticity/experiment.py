@@ -172,8 +172,8 @@ def _import_base(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, sto
 
 
 def _base_from_checkpoint(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, result: dict, device) -> Base:
-    history = checkpoint.history or FilterNormHistory(checkpoint.build_model())
-    return Base(config, checkpoint.build_model(device), history, data, result)
+    model = checkpoint.build_model(device)
+    return Base(config, model, checkpoint.history or FilterNormHistory(model), data, result)
 
 
 def base_from_file(path: Path | str, device: torch.device | str = "cpu") -> Base:
@@ -218,7 +218,6 @@ def run_prune(
     if done and done.status == "done":
         return done.result
     base = base or get_base(config.base, store, device, progress=progress)
-    data = base.data
     store.start(config.key, "prune", config.to_dict())
     try:
         result = _prune_and_recover(config, base, store, on_progress, progress)
@@ -232,8 +231,12 @@ def _prune_and_recover(config: PruneConfig, base: Base, store: RunStore, on_prog
     data, start = base.data, time.perf_counter()
     seed_everything(config.seed)
     pruned = prune_model(
-        base.model, create_criterion(config.criterion, config.seed), config.ratio, data,
-        mode=config.mode, layer_ratios=dict(config.layer_ratios),
+        base.model,
+        create_criterion(config.criterion, config.seed),
+        config.ratio,
+        data,
+        mode=config.mode,
+        layer_ratios=dict(config.layer_ratios),
     )
     cost = measure(pruned.model, data)
     result = {
@@ -278,9 +281,9 @@ def _prune_and_recover(config: PruneConfig, base: Base, store: RunStore, on_prog
         callbacks.insert(0, pruned.mask)
     if progress:
         callbacks.append(ProgressBar(f"fine-tuning {config.criterion} at {config.ratio:g}", config.finetune_epochs))
-    Trainer(pruned.model, data, lr=config.lr, batch_size=config.base.batch_size, seed=config.seed, callbacks=callbacks).fit(
-        config.finetune_epochs
-    )
+    Trainer(
+        pruned.model, data, lr=config.lr, batch_size=config.base.batch_size, seed=config.seed, callbacks=callbacks
+    ).fit(config.finetune_epochs)
     result["acc_final"] = result["curve"][-1]["acc"] if result["curve"] else result["acc_pruned"]
     result["seconds"] = round(time.perf_counter() - start, 3)
 
@@ -316,8 +319,15 @@ def compare(
     Finished runs come from the store, so an interrupted comparison resumes where it stopped.
     """
     configs = [
-        PruneConfig(replace(base, seed=seed if base_seed is None else base_seed), criterion, ratio, seed,
-                    finetune_epochs, mode, lr)
+        PruneConfig(
+            replace(base, seed=seed if base_seed is None else base_seed),
+            criterion,
+            ratio,
+            seed,
+            finetune_epochs,
+            mode,
+            lr,
+        )
         for seed in seeds
         for criterion in criteria
         for ratio in ratios

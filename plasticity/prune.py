@@ -200,7 +200,10 @@ def _mask_slices(graph: tp.DependencyGraph, group) -> list[tuple[torch.Tensor, i
             elif not (isinstance(module, nn.Conv2d) and module.groups > 1):
                 slices.append((module.weight.data, 1, idxs.to(module.weight.device)))
         elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
-            slices += [(module.weight.data, 0, idxs.to(module.weight.device)), (module.bias.data, 0, idxs.to(module.bias.device))]
+            slices += [
+                (module.weight.data, 0, idxs.to(module.weight.device)),
+                (module.bias.data, 0, idxs.to(module.bias.device)),
+            ]
     return slices
 
 

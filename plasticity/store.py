@@ -176,8 +176,16 @@ def _history_rows(key: str, history: FilterNormHistory) -> list[tuple]:
     state = history.state_dict()
     points, at_end = json.dumps(state["points"]), json.dumps(state["at_epoch_end"])
     return [
-        (key, layer, width, points, at_end, json.dumps(state["original_index"][layer]),
-         _blob(state["l1"][layer]), _blob(state["l2"][layer]))
+        (
+            key,
+            layer,
+            width,
+            points,
+            at_end,
+            json.dumps(state["original_index"][layer]),
+            _blob(state["l1"][layer]),
+            _blob(state["l2"][layer]),
+        )
         for layer, width in state["width"].items()
     ]
 

@@ -138,7 +138,10 @@ class FilterNormHistory(Callback):
         self.original_index = {name: list(range(n)) for name, n in self.width.items()}
         self.points: list[tuple[int, int]] = []  # (epoch, step) of each recorded row
         self.at_epoch_end: list[bool] = []  # rows recorded at an epoch's end (or at the start)
-        self._rows: dict[str, dict[str, list[torch.Tensor]]] = {"l1": {n: [] for n in self.width}, "l2": {n: [] for n in self.width}}
+        self._rows: dict[str, dict[str, list[torch.Tensor]]] = {
+            "l1": {n: [] for n in self.width},
+            "l2": {n: [] for n in self.width},
+        }
         self._epoch_offset = 0  # a fine-tuning trainer counts its epochs on from the base's
         self._step_offset = 0
 

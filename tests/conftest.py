@@ -1,0 +1,37 @@
+"""Shared fixtures: every test session gets its own run store; data sets are cached as usual."""
+
+import os
+
+import pytest
+
+from plasticity.experiment import TrainConfig, dataset_on, get_base
+from plasticity.store import RunStore
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory):
+    """Point $PLASTICITY_HOME at a fresh folder, so no test reads or writes the user's runs."""
+    home = tmp_path_factory.mktemp("plasticity-home")
+    previous = os.environ.get("PLASTICITY_HOME")
+    os.environ["PLASTICITY_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("PLASTICITY_HOME", None)
+    else:
+        os.environ["PLASTICITY_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    return dataset_on("mnist-5k", "cpu")
+
+
+@pytest.fixture(scope="session")
+def default_base(isolated_home):
+    """The shipped LeNet-5 on mnist-5k (no training): the dashboard's default."""
+    return get_base(TrainConfig(), RunStore(isolated_home))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "home")

@@ -30,8 +30,8 @@ MODES = ("remove", "mask")
 class PrunableGroup:
     """One pruning decision: a root conv and the conv layers whose filters go with it."""
 
-    root: str
-    layers: list[Layer]  # the coupled conv layers, root first
+    root: str  # the group's first conv layer in the model's order; names the group in `layer_ratios`
+    layers: list[Layer]  # the coupled conv layers, in the model's order
 
     @property
     def size(self) -> int:
@@ -45,6 +45,7 @@ def dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.Depend
 
 def prunable_groups(model: nn.Module, graph: tp.DependencyGraph) -> list[PrunableGroup]:
     names = {module: name for name, module in model.named_modules()}
+    order = {name: i for i, name in enumerate(names.values())}  # the model's own order, not the trace's
     groups = []
     for group in graph.get_all_groups(ignored_layers=[classifier_layer(model)], root_module_types=[nn.Conv2d]):
         convs = [
@@ -53,8 +54,9 @@ def prunable_groups(model: nn.Module, graph: tp.DependencyGraph) -> list[Prunabl
             if isinstance(item.dep.target.module, nn.Conv2d) and graph.is_out_channel_pruning_fn(item.dep.handler)
         ]
         layers = [Layer(names[conv], conv, _following_batchnorm(graph, conv)) for conv in dict.fromkeys(convs)]
+        layers.sort(key=lambda layer: order[layer.name])
         groups.append(PrunableGroup(layers[0].name, layers))
-    return groups
+    return sorted(groups, key=lambda g: order[g.root])
 
 
 def _following_batchnorm(graph: tp.DependencyGraph, conv: nn.Conv2d) -> nn.BatchNorm2d | None:

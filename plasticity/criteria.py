@@ -50,7 +50,7 @@ class Criterion:
         raise NotImplementedError
 
 
-CRITERIA: Registry[type[Criterion]] = Registry("criterion")
+CRITERIA: Registry[type[Criterion]] = Registry("criterion", plural="criteria")
 
 
 def list_criteria() -> list[str]:

@@ -13,9 +13,9 @@ class PlasticityError(Exception):
 class UnknownNameError(PlasticityError, KeyError):
     """A model, data set or criterion name that no registry knows."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str], plural: str | None = None):
         self.kind, self.name, self.known = kind, name, known
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(known)}")
+        super().__init__(f"unknown {kind} {name!r}; known {plural or kind + 's'}: {', '.join(known)}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]

@@ -77,7 +77,8 @@ class LeNet5(nn.Module):
     """Caffe's LeNet (conv 20 -> conv 50 -> fc 500 -> classes), the network of the HBFP paper.
 
     A ReLU follows each pooled convolution (Caffe's has none there) so that activation
-    criteria such as APoZ see the rectified outputs they were defined on. Images smaller than 28 pixels get padded convolutions, so the 8x8 digits still fit.
+    criteria such as APoZ see the rectified outputs they were defined on. Images smaller than
+    28 pixels get padded convolutions, so the 8x8 digits still fit.
     """
 
     def __init__(self, spec: ModelSpec):

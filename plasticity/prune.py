@@ -76,7 +76,8 @@ def filters_to_prune(size: int, ratio: float, layer: str) -> int:
     count = int(ratio * size + 0.5)
     if count >= size:
         raise InvalidConfigError(
-            f"ratio {ratio} would remove all {size} filters of {layer}; use a ratio below {(size - 0.5) / size:.3f} there"
+            f"ratio {ratio} would remove all {size} filters of {layer}; "
+            f"use a ratio below {(size - 0.5) / size:.3f} there"
         )
     return count
 
@@ -181,7 +182,8 @@ def _group_scores(criterion: Criterion, group: PrunableGroup) -> torch.Tensor:
         scores = criterion(layer).float().cpu()
         if scores.shape != (group.size,):
             raise InvalidConfigError(
-                f"criterion {criterion.name} gave {tuple(scores.shape)} scores for {layer.name}, expected ({group.size},)"
+                f"criterion {criterion.name} gave {tuple(scores.shape)} scores for {layer.name}, "
+                f"expected ({group.size},)"
             )
         total += scores if len(group.layers) == 1 else scores / scores.abs().mean().clamp_min(1e-12)
     return total

@@ -13,8 +13,8 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to factories; `get` names the known entries when a name is unknown."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, plural: str | None = None):
+        self.kind, self.plural = kind, plural
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -30,7 +30,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(self.kind, name, self.names()) from None
+            raise UnknownNameError(self.kind, name, self.names(), self.plural) from None
 
     def names(self) -> list[str]:
         return list(self._entries)

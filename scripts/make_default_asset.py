@@ -7,7 +7,6 @@ file is reproducible). The checkpoint carries the filter-norm history, so the ap
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 
 from plasticity.experiment import ASSETS, TrainConfig, train_base
 from plasticity.store import RunStore

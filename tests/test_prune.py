@@ -89,8 +89,9 @@ def test_residual_networks_prune_coupled_layers_together(mnist):
 
 
 def test_per_layer_ratios(default_base):
-    result = prune_model(default_base.model, create_criterion("l1"), 0.5, default_base.data,
-                         layer_ratios={"conv1": 0.0, "conv2": 0.9})
+    result = prune_model(
+        default_base.model, create_criterion("l1"), 0.5, default_base.data, layer_ratios={"conv1": 0.0, "conv2": 0.9}
+    )
     assert result.channels == {"conv1": [20, 20], "conv2": [5, 50]}
 
 

@@ -1,0 +1,86 @@
+"""Home: what pruning and plasticity are, the base model in use, and training a new base."""
+
+import streamlit as st
+
+from plasticity.data import list_datasets
+from plasticity.errors import PlasticityError
+from plasticity.experiment import TrainConfig, dataset_on
+from plasticity.jobs import JobState, start_job, train_work
+from plasticity.models import list_models
+from plasticity.views import base_label, norm_table
+from ui import charts, widgets
+
+config, device = widgets.sidebar()
+base = widgets.base_or_stop(config, device)
+
+st.title("Plasticity: how a CNN recovers after pruning")
+intro, picture = st.columns([2, 3])
+with intro:
+    st.markdown(
+        """
+A convolutional network learns **filters**: small pattern detectors, many per layer.
+**Pruning** removes whole filters, so the network gets smaller and faster, and at first less accurate.
+**Plasticity** is what happens next: a few epochs of fine-tuning and the remaining filters take over
+the work of the removed ones, and the accuracy comes back.
+
+Which filters should go? A **criterion** scores them (for example the *l1*-norm of a filter's weights:
+small weights, small effect), and **random** pruning is the honest baseline to beat.
+
+The picture shows the base model's first-layer filters growing while it trained: each line is one filter.
+"""
+    )
+    st.page_link("pages/prune.py", label="Prune it and watch it recover", icon=":material/content_cut:")
+with picture:
+    first_layer = next(iter(base.history.width))
+    widgets.show_chart(charts.norm_lines(norm_table(base.history, first_layer), {}), "home-filter-norms")
+
+st.subheader(f"Base model: {base_label(base.config)}")
+accuracy, macs, params, latency = st.columns(4)
+accuracy.metric("Test accuracy", f"{base.result['acc']:.1%}")
+macs.metric("MACs per image", f"{base.result['macs'] / 1e6:.2f} M")
+params.metric("Parameters", f"{base.result['params']:,}")
+latency.metric("Latency (256 images)", f"{base.result['latency_ms']:.1f} ms")
+
+st.subheader("Train a new base model")
+st.caption("It is kept in the run store and can then be picked in the sidebar on every page.")
+model_col, data_col, epochs_col, seed_col = st.columns(4)
+models = [name for name in list_models() if not name.startswith("torchvision:")]
+model = model_col.selectbox("Model", models, key="train_model", **widgets.KEEP)
+datasets = list_datasets()
+dataset = data_col.selectbox("Data set", datasets, key="dataset", **widgets.KEEP)
+epochs = epochs_col.number_input("Epochs", min_value=1, max_value=100, value=5, key="train_epochs", **widgets.KEEP)
+seed = seed_col.number_input("Seed", min_value=0, max_value=10_000, value=0, key="train_seed", **widgets.KEEP)
+
+try:
+    with st.spinner(f"Loading {dataset}..."):
+        data = dataset_on(dataset, device)
+    st.caption(
+        f"{dataset}: {len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images, "
+        f"{data.channels} x {data.image_size} x {data.image_size}, {data.num_classes} classes."
+    )
+    new_config = TrainConfig(model=model, dataset=dataset, epochs=int(epochs), seed=int(seed))
+except PlasticityError as exc:
+    st.error(f"Data set {dataset} cannot be used here: {exc}")
+    new_config = None
+
+train_job = st.session_state.get("train_job")
+running = train_job is not None and train_job.snapshot().running
+if st.button("Train", type="primary", disabled=new_config is None or running, key="train"):
+    train_job = start_job(f"Training {base_label(new_config)}", train_work(new_config, widgets.run_store(), device))
+    st.session_state["train_job"] = train_job
+
+
+def show_training(state: JobState | None) -> None:
+    if state is None:
+        return
+    if state.running:
+        st.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
+    elif not widgets.show_job_problem(state) and "base" in state.results:
+        trained = state.results["base"]
+        st.success(f"{state.label}: done, test accuracy {trained['acc']:.1%}. It is now the selected base model.")
+        if st.session_state.get("selected_trained") != trained["key"]:
+            st.session_state["selected_trained"] = st.session_state["next_base"] = trained["key"]
+            st.rerun()
+
+
+widgets.follow(train_job, show_training)

@@ -1,0 +1,92 @@
+"""Prune & recover: prune the base, see the accuracy drop at once, and the recovery curve grow."""
+
+import streamlit as st
+
+from plasticity.errors import PlasticityError
+from plasticity.experiment import PruneConfig
+from plasticity.jobs import JobState, prune_work, start_job
+from plasticity.views import channels_table, cost_table, recovery_table
+from ui import charts, widgets
+
+config, device = widgets.sidebar()
+base = widgets.base_or_stop(config, device)
+
+st.title("Prune & recover")
+st.caption(
+    "Remove a share of the filters of every conv layer, then fine-tune and watch the accuracy come back. "
+    "Random pruning runs beside the chosen criterion on the same base with the same budget."
+)
+ratio_col, criterion_col, epochs_col, mask_col = st.columns([3, 2, 2, 2])
+with ratio_col:
+    ratio = widgets.ratio_slider()
+with criterion_col:
+    criterion = widgets.criterion_select()
+with epochs_col:
+    epochs = widgets.finetune_epochs_slider()
+with mask_col:
+    show_mask = st.toggle(
+        "Also prune by masking only",
+        key="mask",
+        help="Zero the filters instead of removing them: same accuracy, but the model is as slow as before.",
+        **widgets.KEEP,
+    )
+
+try:
+    runs = {
+        criterion: PruneConfig(base.config, criterion, ratio, 0, epochs),
+        "random": PruneConfig(base.config, "random", ratio, 0, epochs),
+    }
+    if show_mask:
+        runs[f"{criterion}, masked"] = PruneConfig(base.config, criterion, ratio, 0, epochs, mode="mask")
+except PlasticityError as exc:
+    st.error(str(exc))
+    st.stop()
+
+store = widgets.run_store()
+stored = {name: store.get(run.key) for name, run in runs.items()}
+finished = {name: run.result for name, run in stored.items() if run is not None and run.status == "done"}
+wanted = tuple(run.key for run in runs.values())
+keys, job = st.session_state.get("prune_job", ((), None))
+if keys != wanted:
+    if job is not None:
+        job.cancel()  # the user moved on: stop fine-tuning a view nobody looks at
+    job = None
+    if len(finished) < len(runs):
+        job = start_job(f"Pruning {ratio:.0%} with {criterion} and random", prune_work(runs, store, device, base))
+    st.session_state["prune_job"] = (wanted, job)
+
+
+def show_results(state: JobState | None) -> None:
+    results = {**(state.results if state else {}), **finished}
+    if state is not None and state.running:
+        st.progress(state.progress, text=state.message or "pruning")
+    if widgets.show_job_problem(state):
+        if st.button("Try again", key="retry"):
+            st.session_state.pop("prune_job", None)
+            st.rerun()
+    metrics = st.columns(1 + 2 * len(runs))
+    metrics[0].metric("Before pruning", f"{base.result['acc']:.1%}")
+    for i, name in enumerate(runs):
+        result = results.get(name)
+        pruned = f"{result['acc_pruned']:.1%}" if result else "..."
+        final = f"{result['acc_final']:.1%}" if result and result["acc_final"] is not None else "..."
+        metrics[1 + 2 * i].metric(f"{name}: just pruned", pruned)
+        metrics[2 + 2 * i].metric(f"{name}: after {epochs} epochs", final)
+    shown = {name: results[name] for name in runs if name in results}
+    if not shown:
+        return
+    curve_col, bars_col = st.columns([3, 2])
+    with curve_col:
+        widgets.show_chart(charts.recovery_chart(recovery_table(shown), base.result["acc"], epochs), "recovery")
+    with bars_col:
+        widgets.show_chart(charts.channels_chart(channels_table(shown)), "filters-kept")
+    st.subheader("Cost before and after")
+    st.dataframe(widgets.formatted_costs(cost_table(shown)), key="costs")
+    if show_mask:
+        st.caption(
+            "Masking zeroes the same filters that removal cuts out, so right after pruning the accuracy is the same, "
+            "but the layers keep their shape: the same MACs and no gain in latency."
+        )
+
+
+widgets.follow(job, show_results)

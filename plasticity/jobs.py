@@ -1,0 +1,166 @@
+"""Background jobs: long work in a worker thread that reports into a shared, locked object.
+
+A UI starts a job and re-reads `job.snapshot()` on a timer; the worker never touches the UI,
+so the page stays responsive and every user's job is their own object.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from plasticity.errors import PlasticityError
+from plasticity.experiment import Base, PruneConfig, TrainConfig, compare, get_base, run_prune
+from plasticity.store import RunStore
+from plasticity.train import Callback, Trainer
+
+# One job computes at a time in this process: two threads each driving torch's OpenMP team
+# oversubscribe the cores and both run many times slower than one after the other.
+_COMPUTE = threading.Lock()
+
+
+class JobCancelled(Exception):
+    """Raised inside the worker when the user asked the job to stop."""
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a job has reported so far (a copy: safe to read while the worker goes on)."""
+
+    label: str
+    progress: float = 0.0  # 0..1
+    message: str = ""
+    results: dict = field(default_factory=dict)  # name -> latest (partial) result
+    error: str | None = None
+    done: bool = False
+    cancelled: bool = False
+
+    @property
+    def running(self) -> bool:
+        return not self.done
+
+
+class Job:
+    def __init__(self, label: str):
+        self._lock = threading.Lock()
+        self._state = JobState(label)
+        self._stop = threading.Event()
+
+    def snapshot(self) -> JobState:
+        with self._lock:
+            return replace(self._state, results=dict(self._state.results))
+
+    def report(self, progress: float | None = None, message: str | None = None, **results: dict) -> None:
+        with self._lock:
+            state = self._state
+            self._state = replace(
+                state,
+                progress=state.progress if progress is None else progress,
+                message=state.message if message is None else message,
+                results={**state.results, **results},
+            )
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def check(self) -> None:
+        """Stop the work here if the user asked for it."""
+        if self._stop.is_set():
+            raise JobCancelled(self._state.label)
+
+    def _finish(self, error: str | None = None, cancelled: bool = False) -> None:
+        with self._lock:
+            self._state = replace(self._state, done=True, error=error, cancelled=cancelled)
+
+    def run(self, work: Callable[[Job], None]) -> None:
+        try:
+            self.report(message="waiting for another job to finish")
+            with _COMPUTE:
+                self.check()
+                self.report(message="starting")
+                work(self)
+        except JobCancelled:
+            self._finish(cancelled=True)
+        except PlasticityError as exc:
+            self._finish(error=str(exc))
+        except Exception as exc:  # a bug, not a user error: keep the traceback for the log
+            traceback.print_exc(file=sys.stderr)
+            self._finish(error=f"{exc.__class__.__name__}: {exc}")
+        else:
+            self._finish(cancelled=self.stop_requested)
+
+
+def start_job(label: str, work: Callable[[Job], None]) -> Job:
+    """Run `work(job)` in a daemon thread and return the job at once."""
+    job = Job(label)
+    threading.Thread(target=job.run, args=(work,), name=f"plasticity-job: {label}", daemon=True).start()
+    return job
+
+
+def prune_work(configs: dict[str, PruneConfig], store: RunStore, device: torch.device | str, base: Base):
+    """Work that runs each named config in turn, reporting every partial result under its name."""
+
+    def work(job: Job) -> None:
+        for i, (name, config) in enumerate(configs.items()):
+
+            def on_progress(result: dict, name=name, i=i, epochs=config.finetune_epochs) -> None:
+                job.check()
+                share = len(result["curve"]) / max(1, epochs)
+                job.report((i + share) / len(configs), f"{name}: epoch {len(result['curve'])}", **{name: result})
+
+            job.report(message=f"pruning with {name}")
+            result = run_prune(config, store, device, base=base, on_progress=on_progress)
+            job.report((i + 1) / len(configs), **{name: result})
+
+    return work
+
+
+class _EpochReport(Callback):
+    def __init__(self, job: Job, epochs: int):
+        self.job, self.epochs = job, epochs
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        self.job.report(trainer.epoch / max(1, self.epochs), f"epoch {trainer.epoch}/{self.epochs}")
+        self.job.check()
+
+
+def train_work(config: TrainConfig, store: RunStore, device: torch.device | str):
+    """Work that trains (or finds) the base for `config`, reporting each epoch."""
+
+    def work(job: Job) -> None:
+        base = get_base(config, store, device, callbacks=[_EpochReport(job, config.epochs)])
+        job.report(1.0, "done", base={"key": config.key, **base.result})
+
+    return work
+
+
+def compare_work(base: TrainConfig, criteria, ratios, seeds, store: RunStore, device, *, finetune_epochs: int):
+    """Work that fills the missing cells of a comparison, each seed pruning the same base."""
+
+    def work(job: Job) -> None:
+        def on_result(done: int, total: int, result: dict) -> None:
+            job.report(done / total, f"{done} of {total} runs", **{result["key"]: result})
+
+        compare(
+            base,
+            criteria,
+            ratios,
+            seeds,
+            store,
+            device,
+            finetune_epochs=finetune_epochs,
+            base_seed=base.seed,
+            on_result=on_result,
+            should_stop=lambda: job.stop_requested,
+        )
+
+    return work

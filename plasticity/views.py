@@ -1,0 +1,164 @@
+"""Chart-ready tables (pandas) for the dashboard, built from bases, runs and histories.
+
+Nothing here draws: each function turns library objects into a tidy DataFrame, so a page
+only picks a chart for it, and the same table can be checked in a test or saved as CSV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from plasticity.criteria import create_criterion
+from plasticity.experiment import Base, PruneConfig, TrainConfig
+from plasticity.prune import prune_model
+from plasticity.store import RunStore
+from plasticity.train import FilterNormHistory
+
+DEFAULT_BASE = TrainConfig()
+
+
+def base_label(config: TrainConfig) -> str:
+    shipped = " (shipped default)" if config == DEFAULT_BASE else ""
+    return f"{config.model} on {config.dataset}, {config.epochs} epochs, seed {config.seed}{shipped}"
+
+
+def stored_bases(store: RunStore) -> list[TrainConfig]:
+    """The shipped default first, then every finished base in the store."""
+    configs = [DEFAULT_BASE]
+    for run in store.runs(kind="train", status="done"):
+        try:
+            config = TrainConfig(**run.config)
+        except TypeError:  # a row written by another version of the library
+            continue
+        if config not in configs:
+            configs.append(config)
+    return configs
+
+
+def norm_table(history: FilterNormHistory, layer: str, norm: str = "l1") -> pd.DataFrame:
+    """One row per (filter, epoch): the filter's norm at that epoch's end (epoch 0 = initialisation)."""
+    matrix = history.matrix(layer, norm).numpy()
+    frame = pd.DataFrame(matrix, index=pd.Index(history.epochs(), name="epoch"))
+    frame.columns.name = "filter"
+    return frame.stack(future_stack=True).rename(norm).reset_index()
+
+
+def norm_matrix(history: FilterNormHistory, layer: str, norm: str = "l1", sort_by_final: bool = False) -> pd.DataFrame:
+    """filters x epochs; sorted by the last epoch's norm (largest first) when asked."""
+    matrix = history.matrix(layer, norm).numpy()
+    frame = pd.DataFrame(matrix.T, columns=pd.Index(history.epochs(), name="epoch"))
+    frame.index.name = "filter"
+    if sort_by_final:
+        frame = frame.sort_values(frame.columns[-1], ascending=False)
+    return frame
+
+
+def filters_pruned_by(base: Base, criterion: str, ratio: float, seed: int = 0) -> dict[str, list[int]]:
+    """The original indices of the filters `criterion` would prune from `base` at `ratio` (base untouched)."""
+    pruned = prune_model(base.model, create_criterion(criterion, seed), ratio, base.data)
+    doomed = {}
+    for layer, kept in pruned.kept.items():
+        original = base.history.original_index.get(layer, list(range(pruned.original[layer])))
+        doomed[layer] = sorted(set(original) - {original[p] for p in kept})
+    return doomed
+
+
+def recovery_table(results: dict[str, dict]) -> pd.DataFrame:
+    """Accuracy against fine-tuning epoch per named run; epoch 0 is right after pruning."""
+    rows = []
+    for name, result in results.items():
+        rows.append({"run": name, "epoch": 0, "accuracy": result["acc_pruned"]})
+        rows += [{"run": name, "epoch": p["epoch"], "accuracy": p["acc"]} for p in result["curve"]]
+    return pd.DataFrame(rows, columns=["run", "epoch", "accuracy"])
+
+
+def channels_table(results: dict[str, dict]) -> pd.DataFrame:
+    """Filters kept per conv layer, per named run, with the layer's original width."""
+    rows = [
+        {"run": name, "layer": layer, "kept": kept, "original": original}
+        for name, result in results.items()
+        for layer, (kept, original) in result["channels"].items()
+    ]
+    return pd.DataFrame(rows, columns=["run", "layer", "kept", "original"])
+
+
+def cost_table(results: dict[str, dict]) -> pd.DataFrame:
+    """Accuracy, MACs, parameters and measured latency of the base and of each named pruned model."""
+    first = next(iter(results.values()))
+    columns = {
+        "base": {
+            "accuracy just pruned": first["acc_base"],
+            "accuracy after fine-tuning": first["acc_base"],
+            "MACs": first["macs_base"],
+            "parameters": first["params_base"],
+            "non-zero parameters": None,  # not measured for the base
+            "latency (ms / 256 images)": first["latency_ms_base"],
+        }
+    }
+    for name, result in results.items():
+        columns[name] = {
+            "accuracy just pruned": result["acc_pruned"],
+            "accuracy after fine-tuning": result["acc_final"],
+            "MACs": result["macs_pruned"],
+            "parameters": result["params_pruned"],
+            "non-zero parameters": result["nonzero_params_pruned"],
+            "latency (ms / 256 images)": result["latency_ms_pruned"],
+        }
+    return pd.DataFrame(columns)
+
+
+def comparison_configs(
+    base: TrainConfig, criteria: list[str], ratios: list[float], seeds: list[int], finetune_epochs: int
+) -> list[PruneConfig]:
+    """The runs `compare(..., base_seed=base.seed)` makes: every seed prunes the same base."""
+    return [
+        PruneConfig(replace(base, seed=base.seed), criterion, ratio, seed, finetune_epochs)
+        for seed in seeds
+        for criterion in criteria
+        for ratio in ratios
+    ]
+
+
+COMPARISON_COLUMNS = [
+    "criterion",
+    "ratio",
+    "seed",
+    "acc_base",
+    "acc_pruned",
+    "acc_final",
+    "macs_pruned",
+    "params_pruned",
+    "latency_ms_pruned",
+    "status",
+]
+
+
+def comparison_table(configs: list[PruneConfig], store: RunStore) -> pd.DataFrame:
+    """One row per run of the comparison, read from the store; runs not done yet have no numbers."""
+    rows = []
+    for config in configs:
+        run = store.get(config.key)
+        row = {"criterion": config.criterion, "ratio": config.ratio, "seed": config.seed}
+        if run and run.status == "done":
+            row.update({k: run.result.get(k) for k in COMPARISON_COLUMNS[3:-1]}, status="done")
+        else:
+            row["status"] = run.status if run else "missing"
+            if run and run.error:
+                row["status"] = f"failed: {run.error}"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def comparison_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, min and max over seeds of the accuracy after pruning and after fine-tuning."""
+    done = table[table["status"] == "done"].melt(
+        id_vars=["criterion", "ratio", "seed"],
+        value_vars=["acc_pruned", "acc_final"],
+        var_name="stage",
+        value_name="accuracy",
+    )
+    done["accuracy"] = done["accuracy"].astype(float)
+    summary = done.groupby(["stage", "criterion", "ratio"], sort=False)["accuracy"].agg(["mean", "min", "max", "count"])
+    return summary.reset_index().sort_values(["stage", "criterion", "ratio"])

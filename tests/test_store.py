@@ -1,0 +1,122 @@
+import pickle
+import threading
+
+import pytest
+import torch
+
+from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from plasticity.errors import CheckpointError
+from plasticity.experiment import PruneConfig, TrainConfig, compare, run_prune
+from plasticity.models import ModelSpec
+
+
+def test_run_lifecycle_and_history_round_trip(store, default_base):
+    store.start("k1", "train", {"a": 1})
+    assert store.get("k1").status == "running"
+    store.finish("k1", {"acc": 0.5}, default_base.history)
+    run = store.get("k1")
+    assert (run.status, run.result, run.config) == ("done", {"acc": 0.5}, {"a": 1})
+    history = store.history("k1")
+    assert torch.equal(history.matrix("conv2"), default_base.history.matrix("conv2"))
+    store.start("k1", "train", {"a": 2})  # a done run is never replaced
+    assert store.get("k1").config == {"a": 1}
+
+
+def test_failed_and_interrupted_runs_are_replaced_on_retry(store):
+    store.start("k", "prune", {})
+    store.fail("k", "DivergedError: boom")
+    assert store.get("k").status == "failed" and "boom" in store.get("k").error
+    store.start("k", "prune", {})
+    assert store.get("k").status == "running" and store.get("k").error is None
+
+
+def test_two_writers_at_once(store):
+    def write(prefix):
+        for i in range(25):
+            store.start(f"{prefix}{i}", "prune", {"i": i})
+            store.finish(f"{prefix}{i}", {"i": i})
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.runs(status="done")) == 50
+
+
+def test_compare_resumes_without_redoing_finished_runs(store, default_base):
+    calls = iter([False, False, True])  # stop before the third run, as an interrupted process would
+    first = compare(
+        TrainConfig(), ["random", "l1"], [0.5], [0], store, finetune_epochs=1, should_stop=lambda: next(calls)
+    )
+    assert len(first) == 2
+    finished = {r.key: r.finished for r in store.runs(kind="prune")}
+    again = compare(TrainConfig(), ["random", "l1"], [0.5, 0.25], [0], store, finetune_epochs=1)
+    assert len(again) == 4 and again[:1] == first[:1]
+    assert {r.key: r.finished for r in store.runs(kind="prune") if r.key in finished} == finished
+    assert all(r.status == "done" for r in store.runs())
+
+
+def test_a_diverging_fine_tune_is_marked_failed(store, default_base):
+    from plasticity.errors import DivergedError
+
+    config = PruneConfig(criterion="l1", ratio=0.5, finetune_epochs=1, lr=1e12)
+    with pytest.raises(DivergedError):
+        run_prune(config, store, base=default_base)
+    run = store.get(config.key)
+    assert run.status == "failed" and "DivergedError" in run.error
+    assert run.result is None and store.history(config.key) is None
+
+
+def test_pruned_checkpoint_rebuilds_the_smaller_model(store, default_base):
+    config = PruneConfig(criterion="l1", ratio=0.5, finetune_epochs=1)
+    result = run_prune(config, store, base=default_base)
+    checkpoint = load_checkpoint(store.checkpoint_path(config.key))
+    model = checkpoint.build_model()
+    assert model.conv1.out_channels == 10 and model.conv2.out_channels == 25
+    from plasticity.train import accuracy
+
+    assert accuracy(model, default_base.data, default_base.data.test) == result["acc_final"]
+    assert sorted(checkpoint.structure["conv1"]) == checkpoint.structure["conv1"]
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_crafted_pickle_is_refused_without_running(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "plasticity/checkpoint", "x": _Payload()}, evil)
+    with pytest.raises(CheckpointError, match="not a readable plasticity checkpoint"):
+        load_checkpoint(evil)
+    assert not (tmp_path / "PWNED").exists()
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(_Payload()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_corrupt_truncated_and_foreign_files(tmp_path, default_base):
+    good = tmp_path / "good.pt"
+    spec = ModelSpec("lenet5", 1, 10, 28)
+    save_checkpoint(Checkpoint(spec, TrainConfig().to_dict(), default_base.model.state_dict()), good)
+    assert load_checkpoint(good).spec == spec
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 100)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    for path, message in (
+        (truncated, "not a readable"),
+        (garbage, "not a readable"),
+        (foreign, "not a plasticity"),
+        (tmp_path / "missing.pt", "no checkpoint file"),
+    ):
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)

@@ -1,0 +1,217 @@
+"""Plotly figures for the dashboard, each built from one table of `plasticity.views`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+RANDOM = "random"
+PALETTE = ["#1f5fbf", "#2a9d5c", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d"]
+RANDOM_COLOR = "#f08a24"
+BASE_COLOR = "#555555"
+KEPT_COLOR = "rgba(150, 150, 150, 0.45)"
+FONT = {"size": 15}
+
+
+def color_for(name: str, names: list[str]) -> str:
+    """Random pruning is always orange; the others take the palette in order."""
+    if name.startswith(RANDOM):
+        return RANDOM_COLOR
+    others = [n for n in names if not n.startswith(RANDOM)]
+    return PALETTE[others.index(name) % len(PALETTE)] if name in others else PALETTE[0]
+
+
+def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left"},
+        height=height,
+        font=FONT,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        hoverlabel={"font_size": 14},
+    )
+    return fig
+
+
+def recovery_chart(table: pd.DataFrame, base_accuracy: float, epochs: int) -> go.Figure:
+    """Accuracy against fine-tuning epoch, one line per run, the base's accuracy as a dashed line."""
+    fig = go.Figure()
+    names = list(dict.fromkeys(table["run"]))
+    for name in names:
+        run = table[table["run"] == name]
+        fig.add_trace(
+            go.Scatter(
+                x=run["epoch"],
+                y=run["accuracy"] * 100,
+                name=name,
+                mode="lines+markers",
+                line={"color": color_for(name, names), "width": 3, "dash": "dot" if "mask" in name else "solid"},
+                marker={"size": 9},
+                hovertemplate=f"{name}<br>epoch %{{x}}<br>accuracy %{{y:.1f}}%<extra></extra>",
+            )
+        )
+    fig.add_hline(
+        y=base_accuracy * 100,
+        line={"color": BASE_COLOR, "dash": "dash"},
+        annotation_text=f"before pruning {base_accuracy:.1%}",
+        annotation_position="bottom right",
+    )
+    fig.update_xaxes(title="fine-tuning epoch (0 = just pruned)", range=[-0.2, epochs + 0.2], dtick=1)
+    fig.update_yaxes(title="test accuracy (%)")
+    return _layout(fig, "Recovery while fine-tuning")
+
+
+def channels_chart(table: pd.DataFrame) -> go.Figure:
+    """Filters kept per conv layer, one bar per run, beside the layer's original width."""
+    fig = go.Figure()
+    layers = list(dict.fromkeys(table["layer"]))
+    original = table.drop_duplicates("layer").set_index("layer")["original"]
+    fig.add_trace(
+        go.Bar(
+            x=layers,
+            y=[original[layer] for layer in layers],
+            name="before pruning",
+            marker={"color": "rgba(0,0,0,0)", "line": {"color": BASE_COLOR, "width": 2}},
+            hovertemplate="%{x}: %{y} filters before pruning<extra></extra>",
+        )
+    )
+    names = list(dict.fromkeys(table["run"]))
+    for name in names:
+        run = table[table["run"] == name]
+        fig.add_trace(
+            go.Bar(
+                x=run["layer"],
+                y=run["kept"],
+                name=f"kept by {name}",
+                marker={"color": color_for(name, names)},
+                hovertemplate=f"%{{x}}: {name} keeps %{{y}} filters<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="conv layer")
+    fig.update_yaxes(title="filters")
+    return _layout(fig, "Filters kept per layer", height=380)
+
+
+def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1") -> go.Figure:
+    """Every filter's norm over the epochs; filters in `marks` coloured by who would prune them."""
+    fig = go.Figure()
+    names = list(marks)
+    shown: set[str] = set()
+    for filter_index, rows in table.groupby("filter", sort=True):
+        groups = [name for name in names if filter_index in marks[name]]
+        if len(groups) > 1:
+            group, color = "pruned by both", "#8e44ad"
+        elif groups:
+            group, color = groups[0], color_for(groups[0], names)
+        else:
+            group, color = "kept by both", KEPT_COLOR
+        fig.add_trace(
+            go.Scatter(
+                x=rows["epoch"],
+                y=rows[norm],
+                mode="lines",
+                name=group,
+                legendgroup=group,
+                showlegend=group not in shown,
+                line={"color": color, "width": 2.5 if groups else 1.5},
+                customdata=[filter_index] * len(rows),
+                hovertemplate=f"filter %{{customdata}}<br>epoch %{{x}}<br>{norm} %{{y:.3f}}<br>{group}<extra></extra>",
+            )
+        )
+        shown.add(group)
+    fig.update_xaxes(title="training epoch (0 = initialisation)", dtick=1)
+    fig.update_yaxes(title=f"{norm}-norm of the filter")
+    return _layout(fig, f"{norm}-norm of every filter while the base trained", height=460)
+
+
+def norm_heatmap(matrix: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1") -> go.Figure:
+    """filters x epochs heatmap, with a strip beside it marking the filters each run would prune."""
+    labels = [f"filter {i}" for i in matrix.index]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.86, 0.14], horizontal_spacing=0.01)
+    fig.add_trace(
+        go.Heatmap(
+            z=matrix.to_numpy(),
+            x=[str(e) for e in matrix.columns],
+            y=labels,
+            colorscale="Viridis",
+            colorbar={"title": norm, "x": 1.02},
+            hovertemplate=f"%{{y}}<br>epoch %{{x}}<br>{norm} %{{z:.3f}}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    names = list(marks)
+    for name in names:
+        picked = [label for i, label in zip(matrix.index, labels) if i in marks[name]]
+        fig.add_trace(
+            go.Scatter(
+                x=[name] * len(picked),
+                y=picked,
+                mode="markers",
+                name=f"pruned by {name}",
+                marker={"symbol": "x" if not name.startswith(RANDOM) else "circle", "size": 9},
+                marker_color=color_for(name, names),
+                hovertemplate=f"%{{y}}: pruned by {name}<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
+    height = max(380, 14 * len(labels) + 140)
+    fig.update_yaxes(autorange="reversed", showticklabels=len(labels) <= 64, row=1, col=1)
+    fig.update_xaxes(title="training epoch", row=1, col=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, row=1, col=2)
+    return _layout(fig, f"{norm}-norm heatmap: filters x epochs", height=height)
+
+
+def comparison_chart(summary: pd.DataFrame) -> go.Figure:
+    """Accuracy against pruning ratio, one line per criterion (mean over seeds) in its min-max band."""
+    stages = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), shared_yaxes=True)
+    names = list(dict.fromkeys(summary["criterion"]))
+    for col, stage in enumerate(stages, start=1):
+        for name in names:
+            rows = summary[(summary["stage"] == stage) & (summary["criterion"] == name)].sort_values("ratio")
+            if rows.empty:
+                continue
+            color = color_for(name, names)
+            x = (rows["ratio"] * 100).tolist()
+            fig.add_trace(
+                go.Scatter(
+                    x=x + x[::-1],
+                    y=(rows["max"] * 100).tolist() + (rows["min"] * 100).tolist()[::-1],
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.18,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=name,
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=rows["mean"] * 100,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    line={"color": color, "width": 3},
+                    marker={"size": 9},
+                    customdata=rows[["min", "max", "count"]].to_numpy() * [100, 100, 1],
+                    hovertemplate=(
+                        f"{name} at %{{x:.0f}}%<br>mean %{{y:.1f}}%<br>"
+                        "seeds: %{customdata[2]:.0f}, range %{customdata[0]:.1f}-%{customdata[1]:.1f}%"
+                        "<extra></extra>"
+                    ),
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title="filters pruned (%)", row=1, col=col)
+    fig.update_yaxes(title="test accuracy (%)", row=1, col=1)
+    return _layout(fig, "Random pruning vs criteria (band: min to max over seeds)", height=440)

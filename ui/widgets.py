@@ -1,0 +1,141 @@
+"""Widgets every page shares: the base and device pickers, the pruning settings, live job views.
+
+Settings are widgets with a fixed key, bound to the URL's query parameters (a shared link opens
+the same view) and kept for the whole session (they keep their values across pages).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from plasticity.criteria import list_criteria
+from plasticity.errors import PlasticityError
+from plasticity.experiment import Base, TrainConfig, get_base
+from plasticity.jobs import Job, JobState
+from plasticity.store import RunStore, plasticity_home
+from plasticity.views import DEFAULT_BASE, base_label, stored_bases
+
+KEEP = {"bind": "query-params", "persist_state": "session"}
+REFRESH_SECONDS = 0.25
+
+
+@st.cache_resource
+def _store(home: str) -> RunStore:
+    return RunStore(home)
+
+
+def run_store() -> RunStore:
+    return _store(str(plasticity_home()))
+
+
+@st.cache_resource(show_spinner="Loading the base model...", max_entries=8)
+def _load_base(config_json: str, device: str, home: str) -> Base:
+    # Shared by every session: pages must never prune it in place (prune_model copies it).
+    return get_base(TrainConfig(**json.loads(config_json)), _store(home), device)
+
+
+def devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def sidebar() -> tuple[TrainConfig, str]:
+    """The base model and device pickers in the sidebar of every page."""
+    bases = {config.key: config for config in stored_bases(run_store())}
+    if "next_base" in st.session_state:  # a base trained on the Home page becomes the selection
+        st.session_state["base"] = st.session_state.pop("next_base")
+    with st.sidebar:
+        wanted = st.query_params.get("base")
+        if wanted and wanted not in bases:
+            st.warning(f"The link names a base model ({wanted}) that is not in this run store; showing the default.")
+        key = st.selectbox("Base model", list(bases), format_func=lambda k: base_label(bases[k]), key="base", **KEEP)
+        device = st.selectbox("Device", devices(), key="device", **KEEP)
+        if torch.cuda.is_available():
+            st.caption(f"CUDA is available: {torch.cuda.get_device_name(0)}")
+        else:
+            st.caption("CUDA is not available here: everything runs on the CPU.")
+        st.caption(f"Runs are kept in `{plasticity_home()}`")
+    return bases.get(key, DEFAULT_BASE), device
+
+
+def base_or_stop(config: TrainConfig, device: str) -> Base:
+    """The selected base, or an error in the page (and nothing more of it) when it cannot load."""
+    try:
+        return _load_base(json.dumps(config.to_dict(), sort_keys=True), device, str(plasticity_home()))
+    except PlasticityError as exc:
+        st.error(f"The base model {base_label(config)} could not be loaded: {exc}")
+        st.stop()
+
+
+def ratio_slider() -> float:
+    percent = st.slider(
+        "Filters pruned in every conv layer",
+        min_value=0,
+        max_value=95,
+        value=50,
+        step=5,
+        format="%d%%",
+        key="ratio",
+        **KEEP,
+    )
+    return percent / 100
+
+
+def criterion_select(label: str = "Criterion") -> str:
+    criteria = [name for name in list_criteria() if name != "random"]
+    return st.selectbox(label, criteria, index=criteria.index("l1"), key="criterion", **KEEP)
+
+
+def finetune_epochs_slider() -> int:
+    return st.slider("Fine-tuning epochs", min_value=1, max_value=10, value=3, key="finetune_epochs", **KEEP)
+
+
+def show_chart(fig: go.Figure, name: str) -> None:
+    """A plotly chart whose modebar camera button saves a PNG named after the chart."""
+    config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+    st.plotly_chart(fig, config=config, key=f"chart-{name}")
+
+
+def follow(job: Job | None, render: Callable[[JobState | None], None]) -> None:
+    """Render `job`'s state now and, while it runs, again every fraction of a second (only this part
+    of the page); when the job ends the whole page reruns once so everything shows the final result."""
+    running = job is not None and job.snapshot().running
+
+    def view() -> None:
+        state = job.snapshot() if job is not None else None
+        render(state)
+        if running and state is not None and state.done:
+            st.rerun()
+
+    st.fragment(view, run_every=REFRESH_SECONDS if running else None)()
+
+
+def show_job_problem(state: JobState | None) -> bool:
+    """An error or a stop, shown in the page; True when there was one."""
+    if state is None:
+        return False
+    if state.error:
+        st.error(f"{state.label} failed: {state.error}")
+        return True
+    if state.cancelled:
+        st.warning(f"{state.label} was stopped; what finished is kept in the run store.")
+        return True
+    return False
+
+
+def formatted_costs(costs: pd.DataFrame) -> pd.DataFrame:
+    """`plasticity.views.cost_table` with units a reader takes in at a glance."""
+    formats = {
+        "accuracy just pruned": "{:.1%}",
+        "accuracy after fine-tuning": "{:.1%}",
+        "MACs": "{:,.0f}",
+        "parameters": "{:,.0f}",
+        "non-zero parameters": "{:,.0f}",
+        "latency (ms / 256 images)": "{:.1f}",
+    }
+    return costs.apply(lambda row: row.map(lambda v: "–" if pd.isna(v) else formats[row.name].format(v)), axis=1)

@@ -83,7 +83,7 @@ def vgg_remove_vs_mask(data, device, repeats: int, batch: int = 128) -> dict:
     """A full-width VGG-16 on mnist-5k images: latency of real removal against masks, same filters."""
     seed_everything(0)
     model = create_model(ModelSpec("vgg16", 1, 10, 28)).to(device).to(memory_format=torch.channels_last).eval()
-    inputs = data.example_input(batch)
+    inputs = data.normalize(data.train.images[:batch])
     out = {"vgg16_latency_ms_dense": latency_ms(model, inputs, repeats)}
     for ratio in (0.25, 0.5, 0.75):
         removed = prune_model(model, create_criterion("l1"), ratio, data).model
@@ -100,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--vgg-batch", type=int, default=128, help="batch size of the VGG-16 latency runs")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -116,7 +117,7 @@ def main() -> None:
             lambda: finetune_epoch(base, args.repeats),
             lambda: prune_and_evaluate(base, args.repeats),
             lambda: history_overhead(base.data, device, args.repeats),
-            lambda: vgg_remove_vs_mask(base.data, device, args.repeats),
+            lambda: vgg_remove_vs_mask(base.data, device, args.repeats, args.vgg_batch),
         ):
             results.update(part())
             print(json.dumps(results, indent=1), flush=True)

@@ -48,6 +48,13 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
         "--width", type=float, default=base.width, help="channel width multiplier (default %(default)s)"
     )
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
+    parser.add_argument(
+        "--history-every-steps",
+        type=int,
+        default=0,
+        metavar="K",
+        help="record the base's filter norms every K steps too, not only at epoch ends",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument("--home", default=None, help="run store folder (default $PLASTICITY_HOME)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -106,7 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
     return TrainConfig(
-        args.model, args.dataset, args.epochs, seed, args.base_lr, args.batch_size, args.width, args.pretrained
+        model=args.model,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        seed=seed,
+        lr=args.base_lr,
+        batch_size=args.batch_size,
+        width=args.width,
+        pretrained=args.pretrained,
+        history_every_steps=args.history_every_steps,
     )
 
 

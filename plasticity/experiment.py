@@ -47,10 +47,13 @@ class TrainConfig:
     batch_size: int = 64
     width: float = 1.0
     pretrained: bool = False
+    history_every_steps: int = 0  # also record the filter norms every k optimiser steps (0: epoch ends only)
 
     def __post_init__(self):
         if self.epochs < 0:
             raise InvalidConfigError(f"epochs must be >= 0; got {self.epochs}")
+        if self.history_every_steps < 0:
+            raise InvalidConfigError(f"history_every_steps must be >= 0; got {self.history_every_steps}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,7 +143,7 @@ def train_base(
     data = dataset_on(config.dataset, str(device))
     seed_everything(config.seed)
     model = create_model(config.spec(data)).to(device)
-    history = FilterNormHistory(model)
+    history = FilterNormHistory(model, every_k_steps=config.history_every_steps or None)
     bar = [ProgressBar(f"training {config.model} on {config.dataset}", config.epochs)] if progress else []
     trainer = Trainer(
         model, data, lr=config.lr, batch_size=config.batch_size, seed=config.seed, callbacks=[history, *bar, *callbacks]

@@ -129,3 +129,15 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
     assert exit_.value.code == 0 and "usage: plasticity" in capsys.readouterr().out
+
+
+def test_train_records_history_every_k_steps(tmp_path, capsys):
+    from plasticity.store import RunStore
+
+    args = ["train", "--epochs", "1", "--seed", "3", "--history-every-steps", "25", "--json", "--home", str(tmp_path)]
+    assert cli.main(args) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["history_every_steps"] == 25 and 0.5 < trained["acc"] <= 1.0
+    history = RunStore(tmp_path).history(trained["key"])
+    assert [step for _, step in history.points] == [0, 25, 50, 63]  # 63 steps of 64 images in an epoch
+    assert history.epochs() == [0, 1]

@@ -15,7 +15,16 @@ from dataclasses import replace
 from plasticity.criteria import list_criteria
 from plasticity.data import list_datasets
 from plasticity.errors import InvalidConfigError, PlasticityError
-from plasticity.experiment import PruneConfig, TrainConfig, base_from_file, compare, get_base, run_prune, train_base
+from plasticity.experiment import (
+    PruneConfig,
+    TrainConfig,
+    base_from_file,
+    compare,
+    get_base,
+    run_prune,
+    summarise,
+    train_base,
+)
 from plasticity.models import list_models
 from plasticity.store import RunStore
 from plasticity.train import resolve_device
@@ -204,7 +213,13 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         on_result=report,
         progress=True,
     )
-    _emit(args, results, "\n".join(_summary(r) for r in results))
+    table = [
+        f"{row['criterion']:>15} ratio {row['ratio']:.2f} ({row['seeds']} seeds): "
+        f"pruned {row['acc_pruned_mean']:.3f} ± {row['acc_pruned_std']:.3f}  "
+        f"fine-tuned {row['acc_final_mean']:.3f} ± {row['acc_final_std']:.3f}"
+        for row in summarise(results)
+    ]
+    _emit(args, results, "\n".join([*(_summary(r) for r in results), "", "mean ± std over seeds:", *table]))
 
 
 def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -350,6 +351,22 @@ def compare(
         if on_result:
             on_result(i + 1, len(configs), result)
     return results
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds of each (criterion, ratio) cell of a comparison."""
+    cells: dict[tuple[str, float], list[dict]] = {}
+    for result in results:
+        cells.setdefault((result["criterion"], result["ratio"]), []).append(result)
+    rows = []
+    for (criterion, ratio), group in cells.items():
+        row = {"criterion": criterion, "ratio": ratio, "seeds": len(group)}
+        for metric in ("acc_pruned", "acc_final"):
+            values = [r[metric] for r in group]
+            row[f"{metric}_mean"] = statistics.fmean(values)
+            row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
 
 
 def _describe(exc: BaseException) -> str:

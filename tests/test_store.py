@@ -120,3 +120,17 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, default_base):
     ):
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
+
+
+def test_summarise_averages_each_cell_over_seeds():
+    from plasticity.experiment import summarise
+
+    results = [
+        {"criterion": "l1", "ratio": 0.5, "acc_pruned": 0.5, "acc_final": 0.9},
+        {"criterion": "l1", "ratio": 0.5, "acc_pruned": 0.7, "acc_final": 0.94},
+        {"criterion": "random", "ratio": 0.5, "acc_pruned": 0.2, "acc_final": 0.8},
+    ]
+    l1, rand = summarise(results)
+    assert (l1["criterion"], l1["seeds"]) == ("l1", 2) and rand["seeds"] == 1
+    assert l1["acc_pruned_mean"] == pytest.approx(0.6) and l1["acc_final_mean"] == pytest.approx(0.92)
+    assert l1["acc_pruned_std"] == pytest.approx(0.1414213, rel=1e-5) and rand["acc_final_std"] == 0.0

@@ -9,7 +9,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -e ".[dev]"
 	touch $(STAMP)
 
-run: demo
+run: $(STAMP)
+	$(VENV)/bin/streamlit run app.py
 
 demo: $(STAMP)
 	$(VENV)/bin/plasticity compare --model lenet5 --dataset mnist-5k --criteria random,l1 --ratios 0.5 --seeds 0 --finetune-epochs 3

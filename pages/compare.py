@@ -17,13 +17,16 @@ st.caption(
     "and fine-tuning). Lines are the mean over seeds, bands span the lowest to the highest seed."
 )
 criteria_col, ratios_col, seeds_col, epochs_col = st.columns([3, 3, 1, 2])
-criteria = criteria_col.multiselect(
-    "Criteria", list_criteria(), default=["random", "l1"], key="criteria", **widgets.KEEP
-)
-percents = ratios_col.multiselect(
-    "Filters pruned (%)", list(range(5, 100, 5)), default=[25, 50, 75], key="ratios", **widgets.KEEP
-)
-seeds = seeds_col.number_input("Seeds", min_value=1, max_value=10, value=2, key="seeds", **widgets.KEEP)
+with criteria_col:
+    criteria = widgets.kept(
+        st.multiselect, "Criteria", list_criteria(), key="criteria", default={"default": ["random", "l1"]}
+    )
+with ratios_col:
+    percents = widgets.kept(
+        st.multiselect, "Filters pruned (%)", list(range(5, 100, 5)), key="ratios", default={"default": [25, 50, 75]}
+    )
+with seeds_col:
+    seeds = widgets.kept(st.number_input, "Seeds", min_value=1, max_value=10, key="seeds", default={"value": 2})
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
 

@@ -45,11 +45,16 @@ st.subheader("Train a new base model")
 st.caption("It is kept in the run store and can then be picked in the sidebar on every page.")
 model_col, data_col, epochs_col, seed_col = st.columns(4)
 models = [name for name in list_models() if not name.startswith("torchvision:")]
-model = model_col.selectbox("Model", models, key="train_model", **widgets.KEEP)
-datasets = list_datasets()
-dataset = data_col.selectbox("Data set", datasets, key="dataset", **widgets.KEEP)
-epochs = epochs_col.number_input("Epochs", min_value=1, max_value=100, value=5, key="train_epochs", **widgets.KEEP)
-seed = seed_col.number_input("Seed", min_value=0, max_value=10_000, value=0, key="train_seed", **widgets.KEEP)
+with model_col:
+    model = widgets.kept(st.selectbox, "Model", models, key="train_model", default={})
+with data_col:
+    dataset = widgets.kept(st.selectbox, "Data set", list_datasets(), key="dataset", default={})
+with epochs_col:
+    epochs = widgets.kept(
+        st.number_input, "Epochs", min_value=1, max_value=100, key="train_epochs", default={"value": 5}
+    )
+with seed_col:
+    seed = widgets.kept(st.number_input, "Seed", min_value=0, max_value=10_000, key="train_seed", default={"value": 0})
 
 try:
     with st.spinner(f"Loading {dataset}..."):

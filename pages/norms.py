@@ -23,8 +23,10 @@ st.caption(
 )
 layer_col, norm_col, criterion_col, ratio_col = st.columns([2, 1, 2, 3])
 layers = list(base.history.width)
-layer = layer_col.selectbox("Layer", layers, key="layer", **widgets.KEEP)
-norm = norm_col.radio("Norm", ["l1", "l2"], horizontal=True, key="norm", **widgets.KEEP)
+with layer_col:
+    layer = widgets.kept(st.selectbox, "Layer", layers, key="layer", default={})
+with norm_col:
+    norm = widgets.kept(st.radio, "Norm", ["l1", "l2"], horizontal=True, key="norm", default={})
 with criterion_col:
     criterion = widgets.criterion_select()
 with ratio_col:
@@ -44,6 +46,6 @@ if len(marks) == 2:
 st.markdown(f"In `{layer}` at {ratio:.0%}: " + "; ".join(summary) + ".")
 
 widgets.show_chart(charts.norm_lines(norm_table(base.history, layer, norm), marks, norm), "filter-norm-lines")
-sort = st.toggle("Sort the heatmap by the final norm", value=True, key="sort_by_final", **widgets.KEEP)
+sort = widgets.kept(st.toggle, "Sort the heatmap by the final norm", key="sort_by_final", default={"value": True})
 matrix = norm_matrix(base.history, layer, norm, sort_by_final=sort)
 widgets.show_chart(charts.norm_heatmap(matrix, marks, norm), "filter-norm-heatmap")

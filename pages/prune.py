@@ -24,11 +24,12 @@ with criterion_col:
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
 with mask_col:
-    show_mask = st.toggle(
+    show_mask = widgets.kept(
+        st.toggle,
         "Also prune by masking only",
         key="mask",
+        default={"value": False},
         help="Zero the filters instead of removing them: same accuracy, but the model is as slow as before.",
-        **widgets.KEEP,
     )
 
 try:

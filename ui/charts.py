@@ -55,7 +55,7 @@ def recovery_chart(table: pd.DataFrame, base_accuracy: float, epochs: int) -> go
         y=base_accuracy * 100,
         line={"color": BASE_COLOR, "dash": "dash"},
         annotation_text=f"before pruning {base_accuracy:.1%}",
-        annotation_position="bottom right",
+        annotation_position="top left",
     )
     fig.update_xaxes(title="fine-tuning epoch (0 = just pruned)", range=[-0.2, epochs + 0.2], dtick=1)
     fig.update_yaxes(title="test accuracy (%)")

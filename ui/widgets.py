@@ -21,8 +21,8 @@ from plasticity.jobs import Job, JobState
 from plasticity.store import RunStore, plasticity_home
 from plasticity.views import DEFAULT_BASE, base_label, stored_bases
 
-KEEP = {"bind": "query-params", "persist_state": "session"}
-REFRESH_SECONDS = 0.25
+KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
+REFRESH_SECONDS = 0.5
 
 
 @st.cache_resource
@@ -40,6 +40,35 @@ def _load_base(config_json: str, device: str, home: str) -> Base:
     return get_base(TrainConfig(**json.loads(config_json)), _store(home), device)
 
 
+def kept(widget: Callable, label: str, *args, key: str, default: dict, **kwargs):
+    """`widget` bound to the URL's query parameter `key`, and keeping its value across pages.
+
+    `default` names the widget's own default argument (e.g. {"value": 3}); it is left out when the
+    value is restored, so Streamlit sees one source of truth.
+    """
+    values = st.session_state.setdefault(KEPT, {})
+    if key in values:  # set on this or another page earlier in the session: that value wins
+        st.session_state[key] = values[key]
+        default = {}
+    value = widget(
+        label,
+        *args,
+        key=key,
+        bind="query-params",
+        persist_state="session",
+        on_change=_remember,
+        args=(key,),
+        **default,
+        **kwargs,
+    )
+    values[key] = value
+    return value
+
+
+def _remember(key: str) -> None:
+    st.session_state[KEPT][key] = st.session_state[key]
+
+
 def devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
@@ -53,8 +82,10 @@ def sidebar() -> tuple[TrainConfig, str]:
         wanted = st.query_params.get("base")
         if wanted and wanted not in bases:
             st.warning(f"The link names a base model ({wanted}) that is not in this run store; showing the default.")
-        key = st.selectbox("Base model", list(bases), format_func=lambda k: base_label(bases[k]), key="base", **KEEP)
-        device = st.selectbox("Device", devices(), key="device", **KEEP)
+        key = kept(
+            st.selectbox, "Base model", list(bases), format_func=lambda k: base_label(bases[k]), key="base", default={}
+        )
+        device = kept(st.selectbox, "Device", devices(), key="device", default={})
         if torch.cuda.is_available():
             st.caption(f"CUDA is available: {torch.cuda.get_device_name(0)}")
         else:
@@ -73,26 +104,26 @@ def base_or_stop(config: TrainConfig, device: str) -> Base:
 
 
 def ratio_slider() -> float:
-    percent = st.slider(
+    percent = kept(
+        st.slider,
         "Filters pruned in every conv layer",
         min_value=0,
         max_value=95,
-        value=50,
         step=5,
         format="%d%%",
         key="ratio",
-        **KEEP,
+        default={"value": 50},
     )
     return percent / 100
 
 
 def criterion_select(label: str = "Criterion") -> str:
     criteria = [name for name in list_criteria() if name != "random"]
-    return st.selectbox(label, criteria, index=criteria.index("l1"), key="criterion", **KEEP)
+    return kept(st.selectbox, label, criteria, key="criterion", default={"index": criteria.index("l1")})
 
 
 def finetune_epochs_slider() -> int:
-    return st.slider("Fine-tuning epochs", min_value=1, max_value=10, value=3, key="finetune_epochs", **KEEP)
+    return kept(st.slider, "Fine-tuning epochs", min_value=1, max_value=10, key="finetune_epochs", default={"value": 3})
 
 
 def show_chart(fig: go.Figure, name: str) -> None:

@@ -1,0 +1,98 @@
+"""Dashboard speed on the shipped default, in a real browser: medians over several runs.
+
+1. `streamlit run app.py` start -> the first page's chart drawn;
+2. slider released -> the pruned accuracy on screen;
+3. each recovery-curve point (fine-tuning epoch) -> on screen.
+
+Run: .venv/bin/python benchmarks/bench_app.py [--runs 3]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+METRICS = "[...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+
+
+def one_run(port: int, epochs: int) -> dict[str, list[float]]:
+    env = {**os.environ, "PLASTICITY_HOME": tempfile.mkdtemp(prefix="plasticity-bench-")}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    start = time.perf_counter()
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(120_000)
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/")
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
+            first_page = time.perf_counter() - start
+
+            page.goto(f"http://127.0.0.1:{port}/prune?finetune_epochs={epochs}&ratio=50")
+            page.wait_for_function(
+                f"() => {METRICS}.filter(m => m.innerText.includes('after')).length == 2"
+                f" && {METRICS}.every(m => m.innerText.includes('%'))"
+            )
+            thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+            thumb.focus()
+            released = time.perf_counter()
+            thumb.press("ArrowRight")
+            page.wait_for_function(
+                f"() => {METRICS}.some(m => m.innerText.startsWith('l1: just pruned')"
+                " && m.innerText.includes('%')) && location.search.includes('ratio=55')"
+            )
+            pruned = time.perf_counter() - released
+            points, last = [], time.perf_counter()
+            for epoch in range(1, epochs + 1):
+                page.wait_for_function(
+                    "(n) => [...document.querySelectorAll('[data-testid=\"stProgress\"]')]"
+                    ".some(p => p.innerText.includes('l1: epoch ' + n)) || "
+                    f"{METRICS}.some(m => m.innerText.startsWith('l1: after') && m.innerText.includes('%'))",
+                    arg=epoch,
+                    polling=50,
+                )
+                now = time.perf_counter()
+                points.append(now - last)
+                last = now
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(20)
+    return {"first_page": [first_page], "pruned": [pruned], "epoch": points}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    totals: dict[str, list[float]] = {"first_page": [], "pruned": [], "epoch": []}
+    for _ in range(args.runs):
+        for name, values in one_run(args.port, args.epochs).items():
+            totals[name] += values
+    targets = {"first_page": 5.0, "pruned": 0.5, "epoch": 2.0}
+    for name, values in totals.items():
+        print(
+            f"{name:>10}: median {statistics.median(values):.2f} s over {len(values)} "
+            f"(min {min(values):.2f}, max {max(values):.2f}; target < {targets[name]} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

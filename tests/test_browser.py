@@ -24,6 +24,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 def chromium() -> str:
     if not Path(CHROMIUM).exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True)  # a new machine has no lists
         subprocess.run(["apt-get", "install", "-y", "chromium"], check=False, capture_output=True)
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}; install the Debian package `chromium` to run the browser tests")

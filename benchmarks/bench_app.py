@@ -23,6 +23,21 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 METRICS = "[...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
 
 
+def metric_text(page, label: str) -> str:
+    return page.evaluate(f"() => ({METRICS}.find(m => m.innerText.startsWith({label!r})) || {{}}).innerText || ''")
+
+
+def wait_for_new_value(page, label: str, stale: str) -> None:
+    """Until the metric starting with `label` shows a percentage other than the stale text."""
+    page.wait_for_function(
+        f"(stale) => {METRICS}.some(m => m.innerText.startsWith({label!r})"
+        " && m.innerText.includes('%') && m.innerText !== stale)",
+        arg=stale,
+        polling=20,
+        timeout=60_000,
+    )
+
+
 def one_run(port: int, epochs: int) -> dict[str, list[float]]:
     env = {**os.environ, "PLASTICITY_HOME": tempfile.mkdtemp(prefix="plasticity-bench-")}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
@@ -49,22 +64,21 @@ def one_run(port: int, epochs: int) -> dict[str, list[float]]:
                 f" && {METRICS}.every(m => m.innerText.includes('%'))"
             )
             thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+            stale_pruned = metric_text(page, "l1: just pruned")
             thumb.focus()
             released = time.perf_counter()
             thumb.press("ArrowRight")
-            page.wait_for_function(
-                f"() => {METRICS}.some(m => m.innerText.startsWith('l1: just pruned')"
-                " && m.innerText.includes('%')) && location.search.includes('ratio=55')"
-            )
+            # the page still shows ratio 50's numbers until the new ones arrive: wait for a changed value
+            wait_for_new_value(page, "l1: just pruned", stale_pruned)
             pruned = time.perf_counter() - released
             points, last = [], time.perf_counter()
             for epoch in range(1, epochs + 1):
+                # l1 runs first, then random: random's progress means l1's last point is in
                 page.wait_for_function(
                     "(n) => [...document.querySelectorAll('[data-testid=\"stProgress\"]')]"
-                    ".some(p => p.innerText.includes('l1: epoch ' + n)) || "
-                    f"{METRICS}.some(m => m.innerText.startsWith('l1: after') && m.innerText.includes('%'))",
+                    ".some(p => p.innerText.includes('l1: epoch ' + n) || p.innerText.startsWith('random'))",
                     arg=epoch,
-                    polling=50,
+                    polling=20,
                 )
                 now = time.perf_counter()
                 points.append(now - last)

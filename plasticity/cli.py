@@ -1,4 +1,4 @@
-"""The `plasticity` command: train, prune, compare, runs.
+"""The `plasticity` command: train, prune, compare, hbfp, runs.
 
 Results go to stdout (JSON with --json), progress to stderr. A bad input ends with one line
 `error: ...` and exit status 2, never a traceback.
@@ -25,7 +25,9 @@ from plasticity.experiment import (
     summarise,
     train_base,
 )
+from plasticity.hbfp import STEPS, HbfpConfig, run_hbfp
 from plasticity.models import list_models
+from plasticity.pairs import DROP_RULES
 from plasticity.store import RunStore
 from plasticity.train import resolve_device
 
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--ratios", type=_list_of(float, "ratios"), default=[0.25, 0.5, 0.75])
     comp.add_argument("--seeds", type=_list_of(int, "seeds"), default=[0, 1, 2])
     comp.add_argument("--base-seed", type=int, default=None, help="one base for every seed, trained with this seed")
+
+    _hbfp_parser(commands)
 
     runs = commands.add_parser("runs", help="list what the run store holds")
     runs.add_argument("--home", default=None, help="run store folder (default $PLASTICITY_HOME)")
@@ -222,6 +226,88 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
     _emit(args, results, "\n".join([*(_summary(r) for r in results), "", "mean ± std over seeds:", *table]))
 
 
+def _hbfp_parser(commands) -> None:
+    defaults = HbfpConfig()
+    hbfp = commands.add_parser(
+        "hbfp",
+        help="history-based filter pruning in rounds: pair filters by norm history, pull pairs together, "
+        "prune one of each, retrain; until validation accuracy drops",
+    )
+    _base_arguments(hbfp)
+    hbfp.add_argument(
+        "--criterion",
+        default=defaults.criterion,
+        help="hbfp, or another criterion run through the same rounds on the same budget (default %(default)s)",
+    )
+    hbfp.add_argument(
+        "--round-ratio",
+        type=float,
+        default=defaults.round_ratio,
+        help="share of each conv layer's original filters pruned per round (default %(default)s)",
+    )
+    hbfp.add_argument("--optimise-epochs", type=int, default=defaults.optimise_epochs, help="(default %(default)s)")
+    hbfp.add_argument("--retrain-epochs", type=int, default=defaults.retrain_epochs, help="(default %(default)s)")
+    hbfp.add_argument(
+        "--strength",
+        type=float,
+        default=defaults.strength,
+        help="lambda of the regulariser that pulls each pair's l1-norms together (default %(default)s)",
+    )
+    hbfp.add_argument(
+        "--drop", choices=DROP_RULES, default=defaults.drop, help="which filter of a pair goes (default %(default)s)"
+    )
+    hbfp.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.threshold,
+        help="stop once validation accuracy is more than this below the best; 0.01 is 1 point (default %(default)s)",
+    )
+    hbfp.add_argument("--max-rounds", type=int, default=defaults.max_rounds, help="(default %(default)s)")
+    hbfp.add_argument("--lr", type=float, default=defaults.lr, help="learning rate (default %(default)s)")
+    hbfp.add_argument("--seed", type=int, default=0, help="seed of the base and of the rounds")
+    hbfp.add_argument("--base-seed", type=int, default=None, help="train the base with this seed instead")
+
+
+def _round_summary(row: dict) -> str:
+    accuracies = " -> ".join(f"{step['acc']:.3f}" for step in row["steps"])
+    channels = " ".join(f"{layer} {kept}/{original}" for layer, (kept, original) in row["channels"].items())
+    flag = "" if row["within_threshold"] else "  (below the threshold)"
+    return (
+        f"round {row['round']:>2}: {row['ratio']:.0%} of filters pruned ({channels})  "
+        f"accuracy {accuracies}  MACs {row['macs']:,}  {row['seconds']:.1f} s{flag}"
+    )
+
+
+def cmd_hbfp(args: argparse.Namespace, store: RunStore, device) -> None:
+    config = HbfpConfig(
+        _train_config(args, args.seed if args.base_seed is None else args.base_seed),
+        args.criterion,
+        args.round_ratio,
+        args.optimise_epochs,
+        args.retrain_epochs,
+        args.strength,
+        args.drop,
+        args.threshold,
+        args.max_rounds,
+        args.seed,
+        args.lr,
+    )
+    print(f"{config.criterion} rounds; accuracy {' -> '.join(STEPS)}", file=sys.stderr)
+    result = run_hbfp(
+        config, store, device, progress=True, on_round=lambda row: print(_round_summary(row), file=sys.stderr)
+    )
+    summary = "\n".join(
+        [
+            *(_round_summary(row) for row in result["rounds"]),
+            f"stopped: {result['stop_reason']}",
+            f"kept round {result['final_round']}: accuracy {result['acc_base']:.4f} -> {result['acc_final']:.4f}  "
+            f"MACs {result['macs_base']:,} -> {result['macs_pruned']:,} ({result['macs_reduction']:.1%} fewer)  "
+            f"params {result['params_base']:,} -> {result['params_pruned']:,}  in {result['seconds']:.0f} s",
+        ]
+    )
+    _emit(args, result, summary)
+
+
 def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
     runs = store.runs()
     if args.json:
@@ -250,6 +336,11 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
             what += (
                 f" | {run.config['criterion']} {run.config['ratio']:g} {run.config['mode']} seed {run.config['seed']}"
             )
+        elif run.kind in ("hbfp", "hbfp-round"):
+            cfg = run.config
+            what += f" | {cfg['criterion']} rounds of {cfg['round_ratio']:g}" + (
+                f", round {cfg['round']}" if "round" in cfg else ""
+            )
         if run.status == "done":
             acc = run.result.get("acc_final", run.result.get("acc"))
             outcome = f"acc {acc:.4f}"
@@ -266,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_runs(args, store)
             return 0
         device = resolve_device(args.device)
-        {"train": cmd_train, "prune": cmd_prune, "compare": cmd_compare}[args.command](args, store, device)
+        commands = {"train": cmd_train, "prune": cmd_prune, "compare": cmd_compare, "hbfp": cmd_hbfp}
+        commands[args.command](args, store, device)
     except PlasticityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

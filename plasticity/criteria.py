@@ -8,14 +8,29 @@ forward (and backward) passes over training images, and are `reset` explicitly.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from plasticity.data import Dataset, Split, batches
 from plasticity.errors import InvalidConfigError
+from plasticity.pairs import (
+    DEFAULT_OPTIMISE_EPOCHS,
+    DEFAULT_STRENGTH,
+    DROP_RULES,
+    Pair,
+    PairRegulariser,
+    drop_one_of_each,
+    find_pairs,
+)
 from plasticity.registry import Registry
+from plasticity.train import Callback, FilterNormHistory, Trainer
+
+if TYPE_CHECKING:
+    from plasticity.prune import PrunableGroup
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,7 @@ class Layer:
 class Criterion:
     name = "criterion"
     needs_data = False
+    needs_history = False
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -45,6 +61,17 @@ class Criterion:
 
     def accumulate(self, model: nn.Module, layers: list[Layer], data: Dataset, split: Split) -> None:
         """Collect what the criterion needs from `split` (only for `needs_data` criteria)."""
+
+    def accumulate_history(
+        self,
+        model: nn.Module,
+        groups: list[PrunableGroup],
+        counts: Mapping[str, int],
+        history: FilterNormHistory,
+        data: Dataset,
+    ) -> None:
+        """Prepare from `history`, the filter-norm history of `model`'s training (only for `needs_history`
+        criteria); `counts[group.root]` filters of each group will go."""
 
     def __call__(self, layer: Layer) -> torch.Tensor:
         raise NotImplementedError
@@ -218,3 +245,93 @@ class Taylor(_DataCriterion):
     def __call__(self, layer: Layer) -> torch.Tensor:
         scores = super().__call__(layer)
         return scores / scores.norm().clamp_min(1e-12)
+
+
+@_register
+class HBFP(Criterion):
+    """History-based filter pruning (Basha et al. 2024), one round of it.
+
+    From the filter-norm history of the model's training, the closest disjoint pairs of filters,
+    one pair per filter to prune; `optimise_epochs` of training with the pair regulariser (lambda =
+    `strength`) pull each pair's l1-norms together, on `prune_model`'s own copy of the model; then
+    the filter of each pair that `drop` names scores 0 and every other filter 1. `callbacks` join the
+    optimisation's trainer (e.g. the history, so that it keeps recording).
+    """
+
+    name = "hbfp"
+    needs_history = True
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        strength: float = DEFAULT_STRENGTH,
+        optimise_epochs: int = DEFAULT_OPTIMISE_EPOCHS,
+        drop: str = "lower-importance",
+        lr: float = 0.01,
+        batch_size: int = 64,
+        callbacks: Iterable[Callback] = (),
+    ):
+        if drop not in DROP_RULES:
+            raise InvalidConfigError(f"unknown drop rule {drop!r}; use one of {', '.join(DROP_RULES)}")
+        if optimise_epochs < 0 or strength < 0:
+            raise InvalidConfigError(f"optimise epochs and strength must be >= 0; got {optimise_epochs} and {strength}")
+        self.strength, self.optimise_epochs, self.drop = strength, optimise_epochs, drop
+        self.lr, self.batch_size, self.callbacks = lr, batch_size, list(callbacks)
+        super().__init__(seed)
+
+    def reset(self) -> None:
+        self.pairs: list[Pair] = []
+        self.dropped: list[int] = []  # the original index of the filter dropped from each pair
+        self.gaps: list[list[float]] = []  # each pair's |l1 gap| before and after every optimisation epoch
+        self._scores: dict[str, torch.Tensor] = {}
+
+    def accumulate_history(
+        self,
+        model: nn.Module,
+        groups: list[PrunableGroup],
+        counts: Mapping[str, int],
+        history: FilterNormHistory,
+        data: Dataset,
+    ) -> None:
+        for group in groups:
+            if len(history.original_index.get(group.root, ())) != group.size:
+                raise InvalidConfigError(
+                    f"the filter-norm history does not match the model: {group.root} has {group.size} filters; "
+                    "give the history recorded while this model trained"
+                )
+        regulariser = PairRegulariser(
+            find_pairs(history, {g.root: counts.get(g.root, 0) for g in groups}), history.original_index, self.strength
+        )
+        self.pairs = regulariser.pairs
+        if self.pairs and self.optimise_epochs:
+            with torch.enable_grad():
+                Trainer(
+                    model,
+                    data,
+                    lr=self.lr,
+                    batch_size=self.batch_size,
+                    seed=self.seed,
+                    callbacks=[regulariser, *self.callbacks],
+                ).fit(self.optimise_epochs)
+            model.eval()
+        else:
+            regulariser.record(model)
+        self.gaps = regulariser.gaps
+        self.dropped = drop_one_of_each(self.pairs, model, history, self.drop)
+        for group in groups:
+            position = {original: i for i, original in enumerate(history.original_index[group.root])}
+            scores = torch.ones(group.size)
+            for pair, dropped in zip(self.pairs, self.dropped):
+                if pair.layer == group.root:
+                    scores[position[dropped]] = 0.0
+            for layer in group.layers:
+                self._scores[layer.name] = scores
+
+    def __call__(self, layer: Layer) -> torch.Tensor:
+        if layer.name not in self._scores:
+            raise InvalidConfigError(
+                f"hbfp has no pairs for {layer.name}: it needs the model's filter-norm history "
+                "(prune_model(..., history=...))"
+            )
+        return self._scores[layer.name]

@@ -241,6 +241,7 @@ def _prune_and_recover(config: PruneConfig, base: Base, store: RunStore, on_prog
         data,
         mode=config.mode,
         layer_ratios=dict(config.layer_ratios),
+        history=base.history,
     )
     cost = measure(pruned.model, data)
     result = {

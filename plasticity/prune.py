@@ -21,7 +21,7 @@ from plasticity.criteria import Criterion, Layer
 from plasticity.data import Dataset
 from plasticity.errors import InvalidConfigError
 from plasticity.models import classifier_layer
-from plasticity.train import Callback, Trainer, conv_layers
+from plasticity.train import Callback, FilterNormHistory, Trainer, conv_layers
 
 MODES = ("remove", "mask")
 
@@ -119,11 +119,13 @@ def prune_model(
     *,
     mode: str = "remove",
     layer_ratios: Mapping[str, float] | None = None,
+    history: FilterNormHistory | None = None,
 ) -> PruneResult:
     """A pruned copy of `model`: in every conv group, the `ratio` lowest-scoring filters go.
 
     `layer_ratios` overrides the ratio for the named (root) layers. Data-dependent criteria are
-    computed on the training split of `data`.
+    computed on the training split of `data`; history-based ones (hbfp) on `history`, the
+    filter-norm history of `model`'s training.
     """
     if mode not in MODES:
         raise InvalidConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -137,6 +139,12 @@ def prune_model(
     if criterion.needs_data:
         criterion.reset()
         criterion.accumulate(model, [layer for g in groups for layer in g.layers], data, data.train)
+    if criterion.needs_history:
+        if history is None:
+            raise InvalidConfigError(f"{criterion.name} needs the filter-norm history of the model's training")
+        counts = {g.root: filters_to_prune(g.size, layer_ratios.get(g.root, ratio), g.root) for g in groups}
+        criterion.reset()
+        criterion.accumulate_history(model, groups, counts, history, data)
 
     original = {name: conv.out_channels for name, conv in conv_layers(model).items()}
     kept = {name: list(range(n)) for name, n in original.items()}

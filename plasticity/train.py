@@ -56,6 +56,10 @@ class Callback:
 
     def on_train_start(self, trainer: Trainer) -> None: ...
 
+    def loss_penalty(self, trainer: Trainer) -> torch.Tensor | None:
+        """A differentiable term the loop adds to this step's loss (a regulariser), or None."""
+        return None
+
     def on_train_batch_end(self, trainer: Trainer, loss: float) -> None: ...
 
     def on_after_optimizer_step(self, trainer: Trainer) -> None: ...
@@ -101,6 +105,10 @@ class Trainer:
             self.model.train()
             for images, labels in batches(self.data.train, self.batch_size, self.generator):
                 loss = loss_fn(self.model(self.data.normalize(images)), labels)
+                for callback in self.callbacks:
+                    penalty = callback.loss_penalty(self)
+                    if penalty is not None:
+                        loss = loss + penalty
                 if not torch.isfinite(loss):
                     raise DivergedError(
                         f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "

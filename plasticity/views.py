@@ -57,7 +57,7 @@ def norm_matrix(history: FilterNormHistory, layer: str, norm: str = "l1", sort_b
 
 def filters_pruned_by(base: Base, criterion: str, ratio: float, seed: int = 0) -> dict[str, list[int]]:
     """The original indices of the filters `criterion` would prune from `base` at `ratio` (base untouched)."""
-    pruned = prune_model(base.model, create_criterion(criterion, seed), ratio, base.data)
+    pruned = prune_model(base.model, create_criterion(criterion, seed), ratio, base.data, history=base.history)
     doomed = {}
     for layer, kept in pruned.kept.items():
         original = base.history.original_index.get(layer, list(range(pruned.original[layer])))

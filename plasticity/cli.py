@@ -1,4 +1,4 @@
-"""The `plasticity` command: train, prune, compare, hbfp, runs.
+"""The `plasticity` command: train, prune, compare, hbfp, masks, runs.
 
 Results go to stdout (JSON with --json), progress to stderr. A bad input ends with one line
 `error: ...` and exit status 2, never a traceback.
@@ -26,6 +26,7 @@ from plasticity.experiment import (
     train_base,
 )
 from plasticity.hbfp import STEPS, HbfpConfig, run_hbfp
+from plasticity.masks import PICKS, MaskConfig, list_granularities, run_masks
 from plasticity.models import list_models
 from plasticity.pairs import DROP_RULES
 from plasticity.store import RunStore
@@ -115,6 +116,35 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--ratios", type=_list_of(float, "ratios"), default=[0.25, 0.5, 0.75])
     comp.add_argument("--seeds", type=_list_of(int, "seeds"), default=[0, 1, 2])
     comp.add_argument("--base-seed", type=int, default=None, help="one base for every seed, trained with this seed")
+
+    masks = commands.add_parser(
+        "masks", help="coarse pruning with random masks: score N on validation, retrain the best, test it"
+    )
+    _base_arguments(masks)
+    masks.add_argument(
+        "--granularity",
+        default=MaskConfig.granularity,
+        help=f"one of {', '.join(list_granularities())} (default %(default)s)",
+    )
+    masks.add_argument(
+        "--ratio",
+        type=float,
+        default=MaskConfig.ratio,
+        help="fraction of each conv layer's feature maps, kernels or kernel positions to remove (default %(default)s)",
+    )
+    masks.add_argument(
+        "--n-masks", type=int, default=MaskConfig.n_masks, help="random masks to try (default %(default)s)"
+    )
+    masks.add_argument("--finetune-epochs", type=int, default=MaskConfig.finetune_epochs, help="(default %(default)s)")
+    masks.add_argument("--lr", type=float, default=MaskConfig.lr, help="retraining learning rate (default %(default)s)")
+    masks.add_argument(
+        "--retrain", choices=PICKS, default="best", help="which mask, by validation accuracy (default %(default)s)"
+    )
+    masks.add_argument(
+        "--layer-ratio", action="append", default=[], metavar="LAYER=RATIO", help="a different ratio for one layer"
+    )
+    masks.add_argument("--seed", type=int, default=0, help="seed of the base, the masks and the retraining")
+    masks.add_argument("--base-seed", type=int, default=None, help="train the base with this seed instead")
 
     _hbfp_parser(commands)
 
@@ -224,6 +254,30 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         for row in summarise(results)
     ]
     _emit(args, results, "\n".join([*(_summary(r) for r in results), "", "mean ± std over seeds:", *table]))
+
+
+def cmd_masks(args: argparse.Namespace, store: RunStore, device) -> None:
+    config = MaskConfig(
+        _train_config(args, args.seed if args.base_seed is None else args.base_seed),
+        args.granularity,
+        args.ratio,
+        args.n_masks,
+        args.seed,
+        args.finetune_epochs,
+        args.lr,
+        args.retrain,
+        _layer_ratios(args.layer_ratio),
+    )
+    result = run_masks(config, store, device, progress=True)
+    summary = (
+        f"{result['granularity']} masks at ratio {result['ratio']:g} ({result['sparsity']:.1%} of conv weights): "
+        f"validation accuracy of {result['n_masks']} masks: best {result['best_val_acc']:.3f}, "
+        f"median {result['median_val_acc']:.3f}, worst {result['worst_val_acc']:.3f}\n"
+        f"test accuracy of the {result['retrain']} mask: base {result['acc_base']:.3f} -> masked "
+        f"{result['acc_pruned']:.3f} -> retrained {result['acc_final']:.3f}  "
+        f"MACs {result['macs_base']:,} -> {result['macs_sparse']:,} skipping zeros, {result['macs_dense']:,} dense"
+    )
+    _emit(args, result, summary)
 
 
 def _hbfp_parser(commands) -> None:
@@ -336,6 +390,10 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
             what += (
                 f" | {run.config['criterion']} {run.config['ratio']:g} {run.config['mode']} seed {run.config['seed']}"
             )
+        elif run.kind == "masks":
+            cfg = run.config
+            what += f" | {cfg['retrain']} of {cfg['n_masks']} {cfg['granularity']} masks {cfg['ratio']:g}"
+            what += f" seed {cfg['seed']}"
         elif run.kind in ("hbfp", "hbfp-round"):
             cfg = run.config
             what += f" | {cfg['criterion']} rounds of {cfg['round_ratio']:g}" + (
@@ -358,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         device = resolve_device(args.device)
         commands = {"train": cmd_train, "prune": cmd_prune, "compare": cmd_compare, "hbfp": cmd_hbfp}
+        commands["masks"] = cmd_masks
         commands[args.command](args, store, device)
     except PlasticityError as exc:
         print(f"error: {exc}", file=sys.stderr)

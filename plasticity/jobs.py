@@ -17,6 +17,7 @@ import torch
 
 from plasticity.errors import PlasticityError
 from plasticity.experiment import Base, PruneConfig, TrainConfig, compare, get_base, run_prune
+from plasticity.masks import MaskConfig, run_masks
 from plasticity.store import RunStore
 from plasticity.train import Callback, Trainer
 
@@ -181,5 +182,26 @@ def compare_work(base: TrainConfig, criteria, ratios, seeds, store: RunStore, de
             on_result=on_result,
             should_stop=lambda: job.stop_requested,
         )
+
+    return work
+
+
+def masks_work(configs: dict[str, MaskConfig], store: RunStore, device: torch.device | str, base: Base):
+    """Work that runs each named mask search in turn, reporting every partial result under its name
+    (the validation accuracies as the masks are scored, then the retraining curve)."""
+
+    def work(job: Job) -> None:
+        for i, (name, config) in enumerate(configs.items()):
+
+            def on_progress(result: dict, name=name, i=i, config=config) -> None:
+                job.check()
+                scored, epochs = len(result["val_accs"]) / config.n_masks, len(result["curve"])
+                share = 0.3 * scored + 0.7 * epochs / max(1, config.finetune_epochs)
+                stage = f"epoch {epochs}" if result.get("acc_pruned") is not None else f"mask {len(result['val_accs'])}"
+                job.report((i + share) / len(configs), f"{name}: {stage}", **{name: result})
+
+            job.report(message=f"{name}: scoring {config.n_masks} masks")
+            result = run_masks(config, store, device, base=base, on_progress=on_progress)
+            job.report((i + 1) / len(configs), **{name: result})
 
     return work

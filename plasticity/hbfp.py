@@ -337,16 +337,18 @@ class _StopWhenAsked(Callback):
         self.job.check()
 
 
-def hbfp_work(config: HbfpConfig, store: RunStore, device: torch.device | str, base: Base):
-    """Work for a job: the rounds of `config`, each round's row reported under `round N` as it is done."""
+def hbfp_work(configs: dict[str, HbfpConfig], store: RunStore, device: torch.device | str, base: Base):
+    """Work for a job: the rounds of each named config in turn, each round in the store as soon as it is done."""
 
     def work(job: Job) -> None:
-        def on_round(row: dict) -> None:
-            message = f"round {row['round']}: {row['ratio']:.0%} of the filters pruned, accuracy {row['acc_final']:.1%}"
-            job.report(min(1.0, row["ratio"]), message, **{f"round {row['round']}": row})
+        for i, (name, config) in enumerate(configs.items()):
 
-        job.report(message="round 1")
-        result = run_hbfp(config, store, device, base=base, on_round=on_round, callbacks=[_StopWhenAsked(job)])
-        job.report(1.0, result["stop_reason"], result=result)
+            def on_round(row: dict, name: str = name, i: int = i) -> None:
+                message = f"{name}, round {row['round']}: {row['ratio']:.0%} of the filters pruned"
+                job.report((i + row["ratio"]) / len(configs), message)
+
+            job.report(i / len(configs), f"{name}, round 1")
+            result = run_hbfp(config, store, device, base=base, on_round=on_round, callbacks=[_StopWhenAsked(job)])
+            job.report((i + 1) / len(configs), f"{name}: {result['stop_reason']}", **{name: result})
 
     return work

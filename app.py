@@ -1,16 +1,26 @@
-"""The dashboard's entry point: `streamlit run app.py`. Only the router; each page lives in pages/."""
+"""The dashboard's entry point: `streamlit run app.py`.
+
+`streamlit run` imports this file once as the server, an `st.App` that warms the library up in the
+background while it starts (ui/startup.py); every session then runs it as the router over pages/.
+"""
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-st.set_page_config(page_title="plasticity", page_icon=":material/content_cut:", layout="wide")
+if get_script_run_ctx(suppress_warning=True) is None:  # the server, at start-up
+    from ui.startup import lifespan
 
-st.navigation(
-    [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/prune.py", title="Prune & recover", icon=":material/content_cut:"),
-        st.Page("pages/norms.py", title="Filter-norm histories", icon=":material/show_chart:"),
-        st.Page("pages/compare.py", title="Random vs criterion", icon=":material/compare_arrows:"),
-        st.Page("pages/hbfp.py", title="History-based pruning", icon=":material/join_inner:"),
-        st.Page("pages/masks.py", title="Random masks", icon=":material/grid_view:"),
-    ]
-).run()
+    app = st.App(__file__, lifespan=lifespan)
+else:
+    st.set_page_config(page_title="plasticity", page_icon=":material/content_cut:", layout="wide")
+    st.navigation(
+        [
+            st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+            st.Page("pages/prune.py", title="Prune & recover", icon=":material/content_cut:"),
+            st.Page("pages/norms.py", title="Filter-norm histories", icon=":material/show_chart:"),
+            st.Page("pages/compare.py", title="Random vs criterion", icon=":material/compare_arrows:"),
+            st.Page("pages/hbfp.py", title="History-based pruning", icon=":material/join_inner:"),
+            st.Page("pages/masks.py", title="Random masks", icon=":material/grid_view:"),
+            st.Page("pages/attribution.py", title="What filters look at", icon=":material/visibility:"),
+        ]
+    ).run()

@@ -54,6 +54,9 @@ if keys != wanted:
     job = None
     if len(finished) < len(runs):
         job = start_job(f"Pruning {ratio:.0%} with {criterion} and random", prune_work(runs, store, device, base))
+        # Pruning and evaluating takes a fraction of a second: wait for it, so this very rerun shows the
+        # pruned accuracies rather than the next refresh of the live view.
+        job.wait_for(lambda state: all(name in state.results for name in runs), timeout=widgets.PROMPT_SECONDS)
     st.session_state["prune_job"] = (wanted, job)
 
 
@@ -77,10 +80,19 @@ def show_results(state: JobState | None) -> None:
     if not shown:
         return
     curve_col, bars_col = st.columns([3, 2])
+    points = tuple((name, result["key"], len(result["curve"])) for name, result in shown.items())  # what is drawn
     with curve_col:
-        widgets.show_chart(charts.recovery_chart(recovery_table(shown), base.result["acc"], epochs), "recovery")
+        recovery = widgets.memo(
+            "recovery",
+            (points, epochs, base.config.key),
+            lambda: charts.recovery_chart(recovery_table(shown), base.result["acc"], epochs),
+        )
+        widgets.show_chart(recovery, "recovery")
     with bars_col:
-        widgets.show_chart(charts.channels_chart(channels_table(shown)), "filters-kept")
+        channels = widgets.memo(
+            "filters-kept", tuple(key for _, key, _ in points), lambda: charts.channels_chart(channels_table(shown))
+        )
+        widgets.show_chart(channels, "filters-kept")
     st.subheader("Cost before and after")
     st.dataframe(widgets.formatted_costs(cost_table(shown)), key="costs")
     if show_mask:

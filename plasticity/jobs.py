@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base, PruneConfig, TrainConfig, compare, get_base, run_prune
+from plasticity.experiment import Base, PruneConfig, TrainConfig, compare, get_base, measure_cost, prune_run, recover
 from plasticity.masks import MaskConfig, run_masks
 from plasticity.store import RunStore
 from plasticity.train import Callback, Trainer
@@ -53,6 +53,7 @@ class JobState:
 class Job:
     def __init__(self, label: str):
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified on every report and at the end
         self._state = JobState(label)
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -70,6 +71,13 @@ class Job:
                 message=state.message if message is None else message,
                 results={**state.results, **results},
             )
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[JobState], bool], timeout: float) -> JobState:
+        """Block until `predicate(state)` holds, the job ends, or `timeout` seconds pass; the state then."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._state.done or predicate(self._state), timeout)
+        return self.snapshot()
 
     def cancel(self) -> None:
         self._stop.set()
@@ -86,6 +94,7 @@ class Job:
     def _finish(self, error: str | None = None, cancelled: bool = False) -> None:
         with self._lock:
             self._state = replace(self._state, done=True, error=error, cancelled=cancelled)
+            self._changed.notify_all()
         self._finished.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -127,26 +136,54 @@ def running_jobs() -> list[Job]:
 
 
 def prune_work(configs: dict[str, PruneConfig], store: RunStore, device: torch.device | str, base: Base):
-    """Work that runs each named config in turn, reporting every partial result under its name."""
+    """Work that prunes every named config first (each pruned accuracy shows at once), then fine-tunes
+    them in turn, reporting every partial result under its name."""
 
     def work(job: Job) -> None:
-        for i, (name, config) in enumerate(configs.items()):
+        total = sum(config.finetune_epochs for config in configs.values()) or 1
+        finished, pending = {}, {}
+        for name, config in configs.items():
+            stored = store.get(config.key)
+            if stored and stored.status == "done":
+                finished[name] = stored.result
+                job.report(**{name: stored.result})
+                continue
 
-            def on_progress(result: dict, name=name, i=i, epochs=config.finetune_epochs) -> None:
-                job.check()
-                share = len(result["curve"]) / max(1, epochs)
-                job.report((i + share) / len(configs), f"{name}: epoch {len(result['curve'])}", **{name: result})
+            def on_progress(result: dict, name=name) -> None:
+                epochs_done = sum(len(r["curve"]) for r in {**finished, name: result}.values())
+                job.report(epochs_done / total, f"{name}: epoch {len(result['curve'])}", **{name: result})
 
             job.report(message=f"pruning with {name}")
-            result = run_prune(config, store, device, base=base, on_progress=on_progress)
-            job.report((i + 1) / len(configs), **{name: result})
+            pending[name] = prune_run(config, store, base, on_progress)
+        try:
+            for run in pending.values():
+                job.check()
+                measure_cost(run)
+            for name, run in list(pending.items()):
+                job.check()
+                finished[name] = recover(run, store, callbacks=[_StopCheck(job)])
+                del pending[name]
+        finally:
+            for run in pending.values():  # stopped before its turn: not a result, so not kept as one
+                store.fail(run.config.key, "stopped before fine-tuning")
 
     return work
 
 
-class _EpochReport(Callback):
+class _StopCheck(Callback):
+    """Stops the training loop within one step when the user asked the job to stop."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def on_train_batch_end(self, trainer: Trainer, loss: float) -> None:
+        self.job.check()
+
+
+class _EpochReport(_StopCheck):
     def __init__(self, job: Job, epochs: int):
-        self.job, self.epochs = job, epochs
+        super().__init__(job)
+        self.epochs = epochs
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
         self.job.report(trainer.epoch / max(1, self.epochs), f"epoch {trainer.epoch}/{self.epochs}")

@@ -22,13 +22,21 @@ def color_for(name: str, names: list[str]) -> str:
     return PALETTE[others.index(name) % len(PALETTE)] if name in others else PALETTE[0]
 
 
-def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 420, legend_below: bool = False) -> go.Figure:
+    """Title top left; the legend top right, or under the x axis for charts in a narrow column,
+    where a legend beside the title would run into it."""
+    if legend_below:
+        legend = {"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0.0}
+        margin = {"l": 60, "r": 20, "t": 60, "b": 110}
+    else:
+        legend = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
+        margin = {"l": 60, "r": 20, "t": 60, "b": 50}
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left"},
         height=height,
         font=FONT,
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        margin=margin,
+        legend=legend,
         hoverlabel={"font_size": 14},
     )
     return fig
@@ -91,7 +99,7 @@ def channels_chart(table: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_xaxes(title="conv layer")
     fig.update_yaxes(title="filters")
-    return _layout(fig, "Filters kept per layer", height=380)
+    return _layout(fig, "Filters kept per layer", height=440, legend_below=True)
 
 
 def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1") -> go.Figure:

@@ -7,7 +7,8 @@ the same view) and kept for the whole session (they keep their values across pag
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -22,7 +23,10 @@ from plasticity.store import RunStore, plasticity_home
 from plasticity.views import DEFAULT_BASE, base_label, stored_bases
 
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
-REFRESH_SECONDS = 0.5
+MEMO = "_memo"  # name -> (signature, object) of this session's charts
+T = TypeVar("T")
+REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
+PROMPT_SECONDS = 0.4  # how long a rerun waits for a job's first, quick result before drawing
 
 
 @st.cache_resource
@@ -124,6 +128,15 @@ def criterion_select(label: str = "Criterion") -> str:
 
 def finetune_epochs_slider() -> int:
     return kept(st.slider, "Fine-tuning epochs", min_value=1, max_value=10, key="finetune_epochs", default={"value": 3})
+
+
+def memo(name: str, signature: Hashable, build: Callable[[], T]) -> T:
+    """`build()`, made again only when `signature` changes: a live view redraws twice a second, and
+    rebuilding plotly figures each time would take the CPU from the training it shows."""
+    memos = st.session_state.setdefault(MEMO, {})
+    if name not in memos or memos[name][0] != signature:
+        memos[name] = (signature, build())
+    return memos[name][1]
 
 
 def show_chart(fig: go.Figure, name: str) -> None:

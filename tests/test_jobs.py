@@ -1,0 +1,105 @@
+"""Background jobs as the dashboard runs them: the pruned accuracies first, stops within a step, one import."""
+
+import threading
+
+import pytest
+
+from plasticity.experiment import PruneConfig, TrainConfig, get_base
+from plasticity.jobs import Job, JobCancelled, _StopCheck, prune_work, start_job
+from plasticity.store import RunStore
+from plasticity.train import Trainer
+
+
+class RecordingJob(Job):
+    """A real job that also keeps every report, in order."""
+
+    def __init__(self, label: str, stop_when=None):
+        super().__init__(label)
+        self.reports: list[dict] = []
+        self.stop_when = stop_when
+
+    def report(self, progress=None, message=None, **results) -> None:
+        super().report(progress, message, **results)
+        self.reports.append(results)
+        if self.stop_when and self.stop_when(self.snapshot()):
+            self.cancel()
+
+
+def configs(base, ratio: float, epochs: int = 1) -> dict[str, PruneConfig]:
+    return {name: PruneConfig(base.config, name, ratio, 0, epochs) for name in ("l1", "random")}
+
+
+def test_every_pruned_accuracy_is_reported_before_any_fine_tuning(store, default_base):
+    runs = configs(default_base, 0.4)
+    job = RecordingJob("prune")
+    prune_work(runs, store, "cpu", default_base)(job)
+
+    first_point = next(i for i, r in enumerate(job.reports) if any(res["curve"] for res in r.values()))
+    pruned = [i for i, r in enumerate(job.reports) for name in r if name in runs]
+    assert {name for r in job.reports[:first_point] for name in r} == set(runs)  # both, before any epoch
+    assert min(pruned) < first_point
+    final = job.snapshot().results
+    assert all(final[name]["macs_pruned"] < final[name]["macs_base"] for name in runs)
+    assert all(store.get(config.key).status == "done" for config in runs.values())
+
+
+def test_a_job_stopped_before_fine_tuning_keeps_no_half_run(store, default_base):
+    runs = configs(default_base, 0.45)
+    job = RecordingJob("prune", stop_when=lambda state: set(state.results) == set(runs))
+    with pytest.raises(JobCancelled):
+        prune_work(runs, store, "cpu", default_base)(job)
+    statuses = {store.get(config.key).status for config in runs.values()}
+    assert statuses == {"failed"}  # retried next time, never shown as a result
+    assert all(result["curve"] == [] for result in job.snapshot().results.values())
+
+
+def test_a_stop_ends_training_within_one_step(default_base):
+    from plasticity.criteria import create_criterion
+    from plasticity.prune import prune_model
+
+    model = prune_model(default_base.model, create_criterion("l1"), 0.5, default_base.data).model
+    job = Job("train")
+    job.cancel()
+    trainer = Trainer(model, default_base.data, callbacks=[_StopCheck(job)])
+    with pytest.raises(JobCancelled):
+        trainer.fit(3)
+    assert trainer.step == 1
+
+
+def test_wait_for_returns_as_soon_as_the_result_is_in(store, default_base):
+    runs = configs(default_base, 0.35, epochs=2)
+    job = start_job("prune", prune_work(runs, store, "cpu", default_base))
+    state = job.wait_for(lambda s: set(s.results) == set(runs), timeout=30)
+    assert set(state.results) == set(runs) and all(0 <= r["acc_pruned"] <= 1 for r in state.results.values())
+    job.cancel()
+    assert job.wait(30)
+
+
+def test_two_sessions_asking_for_the_default_at_once_import_it_once(tmp_path):
+    store = RunStore(tmp_path / "home")
+    bases, errors = [], []
+
+    def ask() -> None:
+        try:
+            bases.append(get_base(TrainConfig(), store))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert [run.key for run in store.runs()] == [TrainConfig().key]
+    assert bases[0].result == bases[1].result
+    assert bases[0].model is not bases[1].model
+
+
+def test_the_app_warm_up_imports_the_default_into_the_run_store(tmp_path, monkeypatch):
+    from ui.startup import warm_up
+
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
+    warm_up()
+    run = RunStore(tmp_path).get(TrainConfig().key)
+    assert run is not None and run.status == "done" and run.result["acc"] > 0.9

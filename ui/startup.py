@@ -1,0 +1,43 @@
+"""What the server does once, when `streamlit run app.py` starts: warm up in the background.
+
+Importing torch, the library and the chart code, and loading the shipped default base, takes a few
+seconds on a small CPU. Done in a background thread while the server starts and the browser connects,
+the first page is drawn without waiting for it; a session that comes sooner simply waits on the same
+imports (Python's import lock) instead of doing them twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+log = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    import torch
+
+    from plasticity.experiment import TrainConfig, get_base
+    from plasticity.store import RunStore
+    from plasticity.views import norm_table
+    from ui import charts, widgets  # noqa: F401  (the pages' imports)
+
+    base = get_base(TrainConfig(), RunStore())  # the default: imported into the run store once, data cached
+    # plotly builds its validators on the first figure: the Home page's chart, drawn once here
+    charts.norm_lines(norm_table(base.history, next(iter(base.history.width))), {}).to_json()
+    # The first optimiser of a process imports torch._dynamo (2 s here): not on the first fine-tuning.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+
+
+def _warm_up_quietly() -> None:
+    try:
+        warm_up()
+    except Exception:  # the pages show any real problem with the default; the server must start regardless
+        log.exception("warming up the dashboard failed")
+
+
+@asynccontextmanager
+async def lifespan(app):
+    threading.Thread(target=_warm_up_quietly, name="plasticity-warm-up", daemon=True).start()
+    yield

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from plasticity.criteria import list_criteria
-from plasticity.data import list_datasets
+from plasticity.data import list_datasets, parse_classes
 from plasticity.errors import InvalidConfigError, PlasticityError
 from plasticity.experiment import (
     PruneConfig,
@@ -30,6 +30,7 @@ from plasticity.masks import PICKS, MaskConfig, list_granularities, run_masks
 from plasticity.models import list_models
 from plasticity.pairs import DROP_RULES
 from plasticity.store import RunStore
+from plasticity.studies import IMAGENET, Task, pretraining_study, prunable_share, summarise_study
 from plasticity.train import resolve_device
 
 
@@ -41,6 +42,13 @@ def _list_of(kind: Callable[[str], object], what: str) -> Callable[[str], list]:
             raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
 
     return parse
+
+
+def _classes(text: str) -> tuple[int, ...]:
+    try:
+        return parse_classes(text)
+    except InvalidConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _base_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +88,12 @@ def _prune_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["remove", "mask"],
         default="remove",
         help="remove filters for real, or only zero them (default %(default)s)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=_classes,
+        default=(),
+        help="prune for these classes only, like 3,5,8 or 0-4: criteria, fine-tuning and accuracy on their images",
     )
 
 
@@ -147,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--base-seed", type=int, default=None, help="train the base with this seed instead")
 
     _hbfp_parser(commands)
+    _pretraining_parser(commands)
 
     runs = commands.add_parser("runs", help="list what the run store holds")
     runs.add_argument("--home", default=None, help="run store folder (default $PLASTICITY_HOME)")
@@ -219,6 +234,7 @@ def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
         args.mode,
         args.lr,
         _layer_ratios(args.layer_ratio),
+        args.classes,
     )
     if base is None:
         base = get_base(config.base, store, device, progress=True)
@@ -243,6 +259,7 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         finetune_epochs=args.finetune_epochs,
         mode=args.mode,
         lr=args.lr,
+        classes=args.classes,
         base_seed=args.base_seed,
         on_result=report,
         progress=True,
@@ -362,6 +379,89 @@ def cmd_hbfp(args: argparse.Namespace, store: RunStore, device) -> None:
     _emit(args, result, summary)
 
 
+def _pretraining_parser(commands) -> None:
+    study = commands.add_parser(
+        "pretraining",
+        help="prune a base trained from scratch and one started from a source task's weights, same budget",
+    )
+    study.add_argument("--model", default="lenet5", help=f"one of {', '.join(list_models())} (default %(default)s)")
+    study.add_argument(
+        "--target",
+        type=Task.parse,
+        default=Task("mnist-5k", tuple(range(5, 10))),
+        help="the task both bases learn: DATASET or DATASET:CLASSES (default mnist-5k:5-9)",
+    )
+    study.add_argument(
+        "--source",
+        default="mnist-5k:0-4",
+        help=f"what the pretrained base learned first: a task, or {IMAGENET} (torchvision's weights; "
+        "needs a network connection once) (default %(default)s)",
+    )
+    study.add_argument("--criterion", default="l1", help=f"one of {', '.join(list_criteria())} (default %(default)s)")
+    study.add_argument("--ratios", type=_list_of(float, "ratios"), default=[0.25, 0.5, 0.75, 0.9])
+    study.add_argument("--seeds", type=_list_of(int, "seeds"), default=[0, 1, 2])
+    study.add_argument("--epochs", type=int, default=5, help="training epochs on the target (default %(default)s)")
+    study.add_argument(
+        "--source-epochs", type=int, default=5, help="training epochs on the source (default %(default)s)"
+    )
+    study.add_argument("--finetune-epochs", type=int, default=2, help="(default %(default)s)")
+    study.add_argument("--lr", type=float, default=0.01, help="(default %(default)s)")
+    study.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="accuracy a pruned model may lose and still count, 0.01 is 1 point (default %(default)s)",
+    )
+    study.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
+    study.add_argument("--home", default=None, help="run store folder (default $PLASTICITY_HOME)")
+    study.add_argument("--json", action="store_true", help="print every run and the summary as JSON")
+
+
+def cmd_pretraining(args: argparse.Namespace, store: RunStore, device) -> None:
+    source = IMAGENET if args.source == IMAGENET else Task.parse(args.source)
+    replace(PruneConfig(), criterion=args.criterion)  # a bad name fails before any training
+
+    def report(done: int, total: int, row: dict) -> None:
+        print(f"[{done}/{total}] {row['modality']:>10}: {_summary(row)}", file=sys.stderr, flush=True)
+
+    results = pretraining_study(
+        args.model,
+        args.target,
+        source,
+        args.criterion,
+        args.ratios,
+        args.seeds,
+        store,
+        device,
+        epochs=args.epochs,
+        source_epochs=args.source_epochs,
+        finetune_epochs=args.finetune_epochs,
+        lr=args.lr,
+        on_result=report,
+        progress=True,
+    )
+    summary = summarise_study(results)
+    share = prunable_share(summary, args.tolerance)
+    lines = [
+        f"{row['modality']:>10} ratio {row['ratio']:.2f}: {row['params_removed_mean']:.1%} of parameters removed, "
+        f"base {row['acc_base_mean']:.3f}, pruned {row['acc_pruned_mean']:.3f} ± {row['acc_pruned_std']:.3f}, "
+        f"fine-tuned {row['acc_final_mean']:.3f} ± {row['acc_final_std']:.3f} ({row['seeds']} seeds)"
+        for row in summary
+    ]
+    lines += [
+        f"{modality:>10}: up to {value:.1%} of parameters removed within {args.tolerance:.0%} of its base"
+        for modality, value in share.items()
+    ]
+    payload = {
+        "target": str(args.target),
+        "source": str(source),
+        "runs": results,
+        "summary": summary,
+        "prunable_share": share,
+    }
+    _emit(args, payload, "\n".join(lines))
+
+
 def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
     runs = store.runs()
     if args.json:
@@ -417,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         commands = {"train": cmd_train, "prune": cmd_prune, "compare": cmd_compare, "hbfp": cmd_hbfp}
         commands["masks"] = cmd_masks
+        commands["pretraining"] = cmd_pretraining
         commands[args.command](args, store, device)
     except PlasticityError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,14 +9,14 @@ whole data set costs one byte a pixel and no DataLoader runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from plasticity.errors import DatasetUnavailableError
+from plasticity.errors import DatasetUnavailableError, InvalidConfigError
 from plasticity.registry import Registry
 
 OFFLINE_DATASETS = ("mnist-5k", "digits")
@@ -71,6 +71,60 @@ class Dataset:
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
         return self.normalize(self.test.images[:batch])
+
+    def subset(self, classes: Iterable[int]) -> Dataset:
+        """Only the images of `classes`, in every split, with their labels unchanged.
+
+        The model keeps all its outputs and normalisation stays that of the whole set, so a network
+        trained on every class is evaluated and fine-tuned on the subset as it is.
+        """
+        wanted = sorted({int(c) for c in classes})
+        if not wanted:
+            return self
+        unknown = [c for c in wanted if not 0 <= c < self.num_classes]
+        if unknown:
+            raise InvalidConfigError(
+                f"{self.name} has classes 0-{self.num_classes - 1}; got {', '.join(map(str, unknown))}"
+            )
+        keep = torch.tensor(wanted, device=self.device)
+
+        def only(split: Split) -> Split:
+            return split.subset(torch.isin(split.labels, keep))
+
+        return replace(
+            self,
+            name=f"{self.name}:{format_classes(wanted)}",
+            train=only(self.train),
+            val=only(self.val),
+            test=only(self.test),
+        )
+
+
+def format_classes(classes: Iterable[int]) -> str:
+    """(0, 1, 2, 3, 4) -> "0-4", (3, 5, 8) -> "3,5,8": how a class subset is written everywhere."""
+    wanted = sorted(set(classes))
+    if len(wanted) > 2 and wanted == list(range(wanted[0], wanted[-1] + 1)):
+        return f"{wanted[0]}-{wanted[-1]}"
+    return ",".join(map(str, wanted))
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    """ "3,5,8" or "0-4" (or both, "0-2,7") -> a sorted tuple of class indices."""
+    classes: set[int] = set()
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        try:
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                if low > high:
+                    raise ValueError
+                classes.update(range(low, high + 1))
+            else:
+                classes.add(int(part))
+        except ValueError:
+            raise InvalidConfigError(f"cannot read the classes {text!r}; write them like 3,5,8 or 0-4") from None
+    if any(c < 0 for c in classes):
+        raise InvalidConfigError(f"classes are indices from 0; got {text!r}")
+    return tuple(sorted(classes))
 
 
 def batches(

@@ -24,7 +24,7 @@ from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from plasticity.criteria import create_criterion
 from plasticity.data import Dataset, load_dataset
 from plasticity.errors import InvalidConfigError, PlasticityError
-from plasticity.models import ModelSpec, create_model
+from plasticity.models import ModelSpec, classifier_layer, create_model
 from plasticity.prune import MODES, PruneResult, check_ratio, measure, prune_model
 from plasticity.store import RunStore
 from plasticity.train import Callback, EpochEnd, FilterNormHistory, ProgressBar, Trainer, accuracy, seed_everything
@@ -51,15 +51,44 @@ class TrainConfig:
     width: float = 1.0
     pretrained: bool = False
     history_every_steps: int = 0  # also record the filter norms every k optimiser steps (0: epoch ends only)
+    classes: tuple[int, ...] = ()  # train and evaluate on these classes only (a target task); () is all
+    init_from: TrainConfig | None = None  # start from this base's weights, all but the classifier (pre-training)
 
     def __post_init__(self):
         if self.epochs < 0:
             raise InvalidConfigError(f"epochs must be >= 0; got {self.epochs}")
         if self.history_every_steps < 0:
             raise InvalidConfigError(f"history_every_steps must be >= 0; got {self.history_every_steps}")
+        object.__setattr__(self, "classes", tuple(sorted({int(c) for c in self.classes})))
+        source = self.init_from
+        if source is not None:
+            if (source.model, source.width) != (self.model, self.width):
+                raise InvalidConfigError(
+                    f"a {self.model} (width {self.width}) cannot start from a {source.model} (width {source.width})"
+                )
+            if self.pretrained:
+                raise InvalidConfigError("start either from torchvision's pretrained weights or from a source base")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        # fields added later are left out at their defaults, so every earlier run keeps its key
+        for name in ("classes", "init_from"):
+            if not config[name]:
+                del config[name]
+        if "classes" in config:
+            config["classes"] = list(self.classes)
+        if self.init_from is not None:
+            config["init_from"] = self.init_from.to_dict()
+        return config
+
+    @classmethod
+    def from_dict(cls, config: dict) -> TrainConfig:
+        """The inverse of `to_dict` (a TypeError names an unknown field)."""
+        config = dict(config)
+        config["classes"] = tuple(config.get("classes", ()))
+        if config.get("init_from") is not None:
+            config["init_from"] = cls.from_dict(config["init_from"])
+        return cls(**config)
 
     @property
     def key(self) -> str:
@@ -81,9 +110,15 @@ class PruneConfig:
     mode: str = "remove"
     lr: float = 0.01
     layer_ratios: tuple[tuple[str, float], ...] = ()
+    classes: tuple[int, ...] = ()  # prune for these classes: criteria, fine-tuning and accuracy on them only
 
     def __post_init__(self):
         check_ratio(self.ratio)
+        object.__setattr__(self, "classes", tuple(sorted({int(c) for c in self.classes})))
+        if self.base.classes and not set(self.classes) <= set(self.base.classes):
+            raise InvalidConfigError(
+                f"the base knows only classes {list(self.base.classes)}; cannot prune for {list(self.classes)}"
+            )
         if self.mode not in MODES:
             raise InvalidConfigError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
         if self.finetune_epochs < 0:
@@ -91,7 +126,12 @@ class PruneConfig:
         create_criterion(self.criterion)  # an unknown name fails here, before any work
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "base": self.base.to_dict(), "layer_ratios": [list(p) for p in self.layer_ratios]}
+        config = {**asdict(self), "base": self.base.to_dict(), "layer_ratios": [list(p) for p in self.layer_ratios]}
+        if self.classes:
+            config["classes"] = list(self.classes)
+        else:
+            del config["classes"]  # as before the field existed: earlier runs keep their keys
+        return config
 
     @property
     def key(self) -> str:
@@ -109,8 +149,11 @@ class Base:
     result: dict  # acc, macs, params, latency_ms, ...
 
 
-@functools.lru_cache(maxsize=8)
-def dataset_on(name: str, device: str) -> Dataset:
+@functools.lru_cache(maxsize=16)
+def dataset_on(name: str, device: str, classes: tuple[int, ...] = ()) -> Dataset:
+    """The named data set on `device` (loaded once), or only its `classes`."""
+    if classes:
+        return dataset_on(name, device).subset(classes)
     return load_dataset(name, device)
 
 
@@ -123,7 +166,7 @@ def get_base(
     callbacks: Iterable = (),
 ) -> Base:
     """The base for `config`: from the store, else from the shipped assets, else trained now."""
-    data = dataset_on(config.dataset, str(device))
+    data = dataset_on(config.dataset, str(device), config.classes)
     with _GETTING_BASE:  # a second caller (another session, the app's warm-up) waits, then finds it stored
         run = store.get(config.key)
         if run and run.status == "done" and run.checkpoint and run.checkpoint.exists():
@@ -144,9 +187,12 @@ def train_base(
     progress: bool = False,
     callbacks: Iterable = (),
 ) -> Base:
-    data = dataset_on(config.dataset, str(device))
+    data = dataset_on(config.dataset, str(device), config.classes)
     seed_everything(config.seed)
     model = create_model(config.spec(data)).to(device)
+    if config.init_from is not None:
+        source = get_base(config.init_from, store, device, progress=progress)
+        load_all_but_classifier(model, source.model)
     history = FilterNormHistory(model, every_k_steps=config.history_every_steps or None)
     bar = [ProgressBar(f"training {config.model} on {config.dataset}", config.epochs)] if progress else []
     trainer = Trainer(
@@ -187,13 +233,27 @@ def base_from_file(path: Path | str, device: torch.device | str = "cpu") -> Base
     """A base from a checkpoint file given by the user (validated; never unpickled)."""
     checkpoint = load_checkpoint(path)
     try:
-        config = TrainConfig(**checkpoint.config)
+        config = TrainConfig.from_dict(checkpoint.config)
     except TypeError:
         raise PlasticityError(f"{path} holds a pruned model, not a base; give a base model's checkpoint") from None
-    data = dataset_on(config.dataset, str(device))
+    data = dataset_on(config.dataset, str(device), config.classes)
     model = checkpoint.build_model(device)
     history = checkpoint.history or FilterNormHistory(model)
     return Base(config, model, history, data, _evaluate(model, data))
+
+
+def load_all_but_classifier(model: nn.Module, source: nn.Module) -> None:
+    """Copy `source`'s weights into `model`, except the classifier's, which keeps its fresh initialisation
+    (a new task's classes are new outputs); the two must be the same, unpruned, architecture."""
+    head = classifier_layer(model)
+    prefix = next(name for name, module in model.named_modules() if module is head) + "."
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith(prefix)}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise InvalidConfigError(f"the source base's weights do not fit this model: {exc}") from None
+    if unexpected or any(not k.startswith(prefix) for k in missing):
+        raise InvalidConfigError(f"the source base is a different network (missing {missing}, extra {unexpected})")
 
 
 def _evaluate(model: nn.Module, data: Dataset) -> dict:
@@ -236,6 +296,7 @@ class PrunedRun:
 
     config: PruneConfig
     base: Base
+    data: Dataset  # the base's data, or only the config's classes
     pruned: PruneResult
     result: dict
     on_progress: Callable[[dict], None] | None
@@ -262,7 +323,7 @@ def prune_run(
 
 
 def _prune(config: PruneConfig, base: Base, on_progress) -> PrunedRun:
-    data, start = base.data, time.perf_counter()
+    data, start = base.data.subset(config.classes), time.perf_counter()
     seed_everything(config.seed)
     pruned = prune_model(
         base.model,
@@ -283,7 +344,7 @@ def _prune(config: PruneConfig, base: Base, on_progress) -> PrunedRun:
         "base_seed": config.base.seed,
         "mode": config.mode,
         "finetune_epochs": config.finetune_epochs,
-        "acc_base": base.result["acc"],
+        "acc_base": accuracy(base.model, data, data.test) if config.classes else base.result["acc"],
         "acc_pruned": accuracy(pruned.model, data, data.test),
         "curve": [],
         "acc_final": None,
@@ -297,7 +358,9 @@ def _prune(config: PruneConfig, base: Base, on_progress) -> PrunedRun:
         "channels": pruned.channels,
         "device": str(data.device),
     }
-    run = PrunedRun(config, base, pruned, result, on_progress, start)
+    if config.classes:
+        result["classes"] = list(config.classes)
+    run = PrunedRun(config, base, data, pruned, result, on_progress, start)
     run.report()  # the accuracy right after pruning; the cost (a latency measurement) comes in `measure_cost`
     return run
 
@@ -306,7 +369,7 @@ def measure_cost(run: PrunedRun) -> None:
     """MACs, parameters and latency of the pruned model (once; `recover` calls it if nobody did)."""
     if run.result["macs_pruned"] is not None:
         return
-    cost = measure(run.pruned.model, run.base.data)
+    cost = measure(run.pruned.model, run.data)
     run.result.update(
         macs_pruned=cost.macs,
         params_pruned=cost.params,
@@ -327,7 +390,7 @@ def recover(run: PrunedRun, store: RunStore, *, progress: bool = False, callback
 
 
 def _recover(run: PrunedRun, store: RunStore, progress: bool, extra: Iterable[Callback]) -> dict:
-    config, pruned, result, data = run.config, run.pruned, run.result, run.base.data
+    config, pruned, result, data = run.config, run.pruned, run.result, run.data
     history = FilterNormHistory.from_state_dict(run.base.history.state_dict())
     if config.mode == "remove":
         history.on_prune(pruned.kept)
@@ -369,6 +432,7 @@ def compare(
     finetune_epochs: int = 3,
     mode: str = "remove",
     lr: float = 0.01,
+    classes: tuple[int, ...] = (),
     base_seed: int | None = None,
     on_result: Callable[[int, int, dict], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -388,6 +452,7 @@ def compare(
             finetune_epochs,
             mode,
             lr,
+            classes=tuple(classes),
         )
         for seed in seeds
         for criterion in criteria

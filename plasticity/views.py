@@ -11,6 +11,7 @@ from dataclasses import replace
 import pandas as pd
 
 from plasticity.criteria import create_criterion
+from plasticity.data import format_classes
 from plasticity.experiment import Base, PruneConfig, TrainConfig
 from plasticity.prune import prune_model
 from plasticity.store import RunStore
@@ -21,7 +22,9 @@ DEFAULT_BASE = TrainConfig()
 
 def base_label(config: TrainConfig) -> str:
     shipped = " (shipped default)" if config == DEFAULT_BASE else ""
-    return f"{config.model} on {config.dataset}, {config.epochs} epochs, seed {config.seed}{shipped}"
+    data = f"{config.dataset}:{format_classes(config.classes)}" if config.classes else config.dataset
+    start = f", from {base_label(config.init_from)}" if config.init_from is not None else ""
+    return f"{config.model} on {data}, {config.epochs} epochs, seed {config.seed}{start}{shipped}"
 
 
 def stored_bases(store: RunStore) -> list[TrainConfig]:
@@ -29,7 +32,7 @@ def stored_bases(store: RunStore) -> list[TrainConfig]:
     configs = [DEFAULT_BASE]
     for run in store.runs(kind="train", status="done"):
         try:
-            config = TrainConfig(**run.config)
+            config = TrainConfig.from_dict(run.config)
         except TypeError:  # a row written by another version of the library
             continue
         if config not in configs:

@@ -41,7 +41,7 @@ def run_store() -> RunStore:
 @st.cache_resource(show_spinner="Loading the base model...", max_entries=8)
 def _load_base(config_json: str, device: str, home: str) -> Base:
     # Shared by every session: pages must never prune it in place (prune_model copies it).
-    return get_base(TrainConfig(**json.loads(config_json)), _store(home), device)
+    return get_base(TrainConfig.from_dict(json.loads(config_json)), _store(home), device)
 
 
 def kept(widget: Callable, label: str, *args, key: str, default: dict, **kwargs):

@@ -2,7 +2,8 @@
 
 A higher score means a more important filter, one to keep. The random baseline is a criterion
 like any other. Criteria that need data (`needs_data`) first `accumulate` statistics from
-forward (and backward) passes over training images, and are `reset` explicitly.
+forward (and backward) passes over the images of their `split` (training images, validation
+images for the attribution criteria), and are `reset` explicitly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from plasticity.attribution import channel_attribution
 from plasticity.data import Dataset, Split, batches
 from plasticity.errors import InvalidConfigError
 from plasticity.pairs import (
@@ -50,6 +52,7 @@ class Layer:
 class Criterion:
     name = "criterion"
     needs_data = False
+    split = "train"  # the split of the data set a `needs_data` criterion is measured on
     needs_history = False
 
     def __init__(self, seed: int = 0):
@@ -335,3 +338,63 @@ class HBFP(Criterion):
                 "(prune_model(..., history=...))"
             )
         return self._scores[layer.name]
+
+
+@_register
+class Attribution(_DataCriterion):
+    """Attribution of the correct class's score to each filter's output, with captum (class-conditional).
+
+    Over up to `max_images` validation images, each conv layer's output is attributed to the score
+    of the image's own label by the layer method `method` (see plasticity.attribution); per image,
+    one value per filter (summed over positions), and the importance is the mean of its absolute value
+    over the images: how far the filter moves the correct class's score, either way (as Taylor does).
+    `classes` keeps only the images of those classes, so the ranking is for them.
+    """
+
+    name = "attribution"
+    method = "gradient-x-activation"
+    split = "val"
+
+    def __init__(self, seed: int = 0, classes: Iterable[int] | None = None):
+        self.classes = tuple(sorted({int(c) for c in classes})) if classes else None
+        super().__init__(seed)
+
+    def accumulate(self, model: nn.Module, layers: list[Layer], data: Dataset, split: Split) -> None:
+        split = self._of_classes(split, data.num_classes)
+        was_training = model.training
+        model.eval()
+        try:
+            for images, labels in self._image_batches(data, split):
+                black = data.normalize(torch.zeros_like(images))  # the reference input of path methods
+                for layer in layers:
+                    per_image = channel_attribution(model, layer.output, images, labels, self.method, black)
+                    self._add(layer.name, per_image.abs())
+        finally:
+            model.train(was_training)
+
+    def _of_classes(self, split: Split, num_classes: int) -> Split:
+        if self.classes is None:
+            return split
+        unknown = [c for c in self.classes if not 0 <= c < num_classes]
+        if unknown:
+            raise InvalidConfigError(f"no class {unknown[0]} in this data set; classes are 0 to {num_classes - 1}")
+        subset = split.subset(torch.isin(split.labels, torch.tensor(self.classes, device=split.labels.device)))
+        if len(subset) == 0:
+            raise InvalidConfigError(f"the split has no images of classes {list(self.classes)}")
+        return subset
+
+
+@_register
+class ConductanceAttribution(Attribution):
+    """Layer conductance (Dhamdhere et al. 2018): integrated gradients through the layer, from a black image."""
+
+    name = "attribution:conductance"
+    method = "conductance"
+
+
+@_register
+class AblationAttribution(Attribution):
+    """Each filter's output set to zero in turn: the drop of the correct class's score (one forward per filter)."""
+
+    name = "attribution:ablation"
+    method = "ablation"

@@ -124,8 +124,9 @@ def prune_model(
     """A pruned copy of `model`: in every conv group, the `ratio` lowest-scoring filters go.
 
     `layer_ratios` overrides the ratio for the named (root) layers. Data-dependent criteria are
-    computed on the training split of `data`; history-based ones (hbfp) on `history`, the
-    filter-norm history of `model`'s training.
+    computed on the split of `data` they name (`criterion.split`: training, validation for the
+    attribution criteria); history-based ones (hbfp) on `history`, the filter-norm history of
+    `model`'s training.
     """
     if mode not in MODES:
         raise InvalidConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -138,7 +139,7 @@ def prune_model(
 
     if criterion.needs_data:
         criterion.reset()
-        criterion.accumulate(model, [layer for g in groups for layer in g.layers], data, data.train)
+        criterion.accumulate(model, [layer for g in groups for layer in g.layers], data, getattr(data, criterion.split))
     if criterion.needs_history:
         if history is None:
             raise InvalidConfigError(f"{criterion.name} needs the filter-norm history of the model's training")

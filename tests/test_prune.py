@@ -11,10 +11,13 @@ LENET_CRITERIA = [name for name in CRITERIA.names() if name != "bn-scale"]  # Le
 
 
 def sweep_criterion(name: str):
-    """The named criterion; hbfp without its optimisation epochs (test_hbfp.py trains them), so the sweep stays fast."""
+    """The named criterion; hbfp without its optimisation epochs (test_hbfp.py trains them) and the attribution
+    criteria on 8 images (test_attribution.py checks their values), so the sweep stays fast."""
     criterion = create_criterion(name)
     if name == "hbfp":
         criterion.optimise_epochs = 0
+    if name.startswith("attribution"):
+        criterion.max_images = 8
     return criterion
 
 

@@ -155,13 +155,16 @@ if key != run.key:
 
 
 def show_looks(state: JobState | None) -> None:
+    status = st.empty()  # one slot, whatever it holds, so the chart below never changes place between reruns
     ready = store.get(run.key)
     models = {"base": base.model, f"pruned by {criterion}": ranked.model}
     if ready is not None and ready.status == "done":
         models[f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}"] = finetuned(run, run.key, device)
     elif state is not None and state.running:
-        st.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
-    widgets.show_job_problem(state)
+        status.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
+    else:
+        with status.container():
+            widgets.show_job_problem(state)
     found = looks(models, base, (base.config.key, device, *models, run.key), index, input_method)
     image = test.images[index, 0].cpu().numpy().astype(np.float32)
     widgets.show_chart(attribution_charts.where_they_look_chart(image, found, input_method, label), "where-they-look")

@@ -10,6 +10,7 @@ from plasticity.criteria import Attribution, Layer, create_criterion
 from plasticity.data import Split
 from plasticity.errors import InvalidConfigError
 from plasticity.inspection import black_image, gallery, layer_maps, rank_filters, where_they_look
+from plasticity.prune import prune_model
 
 METHODS = ["attribution", "attribution:conductance", "attribution:ablation"]
 FEW = 16  # validation images per test: enough to rank filters, few enough for the path methods
@@ -95,6 +96,14 @@ def test_a_class_subset_attributes_to_those_classes_only(default_base, mnist):
     with pytest.raises(InvalidConfigError, match="no class 12"):
         importance("attribution", default_base.model, mnist, classes=[3, 12])
     assert Attribution(classes=[5, 3, 5]).classes == (3, 5)
+
+
+def test_pruning_for_a_class_subset_attributes_to_it_either_way(default_base, mnist):
+    """`plasticity prune --classes` hands prune_model the subset's data; the library option gives the same."""
+    on_subset = prune_model(default_base.model, create_criterion("attribution"), 0.5, mnist.subset([3, 5, 8]))
+    with_option = prune_model(default_base.model, Attribution(classes=[3, 5, 8]), 0.5, mnist)
+    every_class = prune_model(default_base.model, create_criterion("attribution"), 0.5, mnist)
+    assert on_subset.kept == with_option.kept != every_class.kept
 
 
 def test_filter_maps_input_attribution_and_where_the_networks_look(default_base, mnist):

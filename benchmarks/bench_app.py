@@ -1,13 +1,14 @@
 """Dashboard speed on the shipped default, in a real browser: medians over several runs.
 
 1. `streamlit run app.py` start -> the first page's chart drawn;
-2. slider released -> the pruned accuracy on screen;
+2. slider released -> the pruned accuracies (criterion and random) on screen;
 3. each recovery-curve point (fine-tuning epoch) -> on screen.
 
 Run: .venv/bin/python benchmarks/bench_app.py [--runs 3]
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -64,19 +65,21 @@ def one_run(port: int, epochs: int) -> dict[str, list[float]]:
                 f" && {METRICS}.every(m => m.innerText.includes('%'))"
             )
             thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
-            stale_pruned = metric_text(page, "l1: just pruned")
+            stale = {name: metric_text(page, f"{name}: just pruned") for name in ("l1", "random")}
             thumb.focus()
             released = time.perf_counter()
             thumb.press("ArrowRight")
-            # the page still shows ratio 50's numbers until the new ones arrive: wait for a changed value
-            wait_for_new_value(page, "l1: just pruned", stale_pruned)
+            # the page still shows ratio 50's numbers until the new ones arrive: wait for changed values
+            for name, text in stale.items():
+                wait_for_new_value(page, f"{name}: just pruned", text)
             pruned = time.perf_counter() - released
             points, last = [], time.perf_counter()
             for epoch in range(1, epochs + 1):
-                # l1 runs first, then random: random's progress means l1's last point is in
+                # l1 fine-tunes first, then random: random's first epoch means l1's last point is in
                 page.wait_for_function(
-                    "(n) => [...document.querySelectorAll('[data-testid=\"stProgress\"]')]"
-                    ".some(p => p.innerText.includes('l1: epoch ' + n) || p.innerText.startsWith('random'))",
+                    "(n) => [...document.querySelectorAll('[data-testid=\"stProgress\"]')].some(p => {"
+                    " const m = p.innerText.match(/(l1|random): epoch (\\d+)/);"
+                    " return m && ((m[1] === 'l1' && +m[2] >= n) || (m[1] === 'random' && +m[2] >= 1)); })",
                     arg=epoch,
                     polling=20,
                 )
@@ -95,12 +98,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     totals: dict[str, list[float]] = {"first_page": [], "pruned": [], "epoch": []}
     for _ in range(args.runs):
         for name, values in one_run(args.port, args.epochs).items():
             totals[name] += values
     targets = {"first_page": 5.0, "pruned": 0.5, "epoch": 2.0}
+    if args.out:
+        figures = {
+            name: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "n": len(v), "values": v}
+            for name, v in totals.items()
+        }
+        Path(args.out).write_text(
+            json.dumps({"runs": args.runs, "epochs": args.epochs, "targets_s": targets, **figures}, indent=2) + "\n"
+        )
     for name, values in totals.items():
         print(
             f"{name:>10}: median {statistics.median(values):.2f} s over {len(values)} "

@@ -19,6 +19,7 @@ from plasticity.errors import PlasticityError
 from plasticity.experiment import Base, PruneConfig, TrainConfig, compare, get_base, measure_cost, prune_run, recover
 from plasticity.masks import MaskConfig, run_masks
 from plasticity.store import RunStore
+from plasticity.studies import Task, pretraining_study
 from plasticity.train import Callback, Trainer
 
 # One job computes at a time in this process: two threads each driving torch's OpenMP team
@@ -240,5 +241,91 @@ def masks_work(configs: dict[str, MaskConfig], store: RunStore, device: torch.de
             job.report(message=f"{name}: scoring {config.n_masks} masks")
             result = run_masks(config, store, device, base=base, on_progress=on_progress)
             job.report((i + 1) / len(configs), **{name: result})
+
+    return work
+
+
+def class_subset_work(
+    base: TrainConfig,
+    criteria: list[str],
+    ratios: list[float],
+    seeds: list[int],
+    classes: tuple[int, ...],
+    store: RunStore,
+    device: torch.device | str,
+    *,
+    finetune_epochs: int,
+    subset_finetune_epochs: int | None = None,
+):
+    """Work that fills the missing runs of a class-specific comparison: every criterion pruned for `classes`
+    (fine-tuned `subset_finetune_epochs`, by default `finetune_epochs`), then the same pruned for every class,
+    all on the one base."""
+    subset_epochs = finetune_epochs if subset_finetune_epochs is None else subset_finetune_epochs
+
+    def work(job: Job) -> None:
+        per_scope = len(criteria) * len(ratios) * len(seeds)
+        for offset, scope, epochs in ((0, tuple(classes), subset_epochs), (per_scope, (), finetune_epochs)):
+            if job.stop_requested:
+                return
+
+            def on_result(done: int, total: int, result: dict, offset=offset) -> None:
+                runs = f"{offset + done} of {2 * total} runs"
+                job.report((offset + done) / (2 * total), runs, **{result["key"]: result})
+
+            compare(
+                base,
+                criteria,
+                ratios,
+                seeds,
+                store,
+                device,
+                finetune_epochs=epochs,
+                classes=scope,
+                base_seed=base.seed,
+                on_result=on_result,
+                should_stop=lambda: job.stop_requested,
+            )
+
+    return work
+
+
+def pretraining_work(
+    model: str,
+    target: Task,
+    source: Task | str,
+    criterion: str,
+    ratios: list[float],
+    seeds: list[int],
+    store: RunStore,
+    device: torch.device | str,
+    *,
+    epochs: int,
+    source_epochs: int,
+    finetune_epochs: int,
+):
+    """Work that runs the pre-training study's missing runs (training its bases first where needed)."""
+
+    def work(job: Job) -> None:
+        job.report(message="training the bases that are not in the store, then pruning")
+
+        def on_result(done: int, total: int, row: dict) -> None:
+            label = f"{done} of {total} runs (last: {row['modality']}, seed {row['seed']}, ratio {row['ratio']:.0%})"
+            job.report(done / total, label, **{row["key"]: row})
+
+        pretraining_study(
+            model,
+            target,
+            source,
+            criterion,
+            ratios,
+            seeds,
+            store,
+            device,
+            epochs=epochs,
+            source_epochs=source_epochs,
+            finetune_epochs=finetune_epochs,
+            on_result=on_result,
+            should_stop=lambda: job.stop_requested,
+        )
 
     return work

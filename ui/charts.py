@@ -424,3 +424,116 @@ def hbfp_rounds_chart(table: pd.DataFrame, base_accuracy: float, lost: float = 0
     fig.update_xaxes(title="MACs removed so far (%)", range=[-2, 100])
     fig.update_yaxes(title="test accuracy (%)")
     return _layout(fig, "Rounds: accuracy against the MACs removed", height=460)
+
+
+# --- Class subsets and pre-training (pages/studies.py) ----------------------------------------------------
+
+ALL_CLASSES = "all classes"  # plasticity.study_views.ALL_CLASSES: drawn dashed
+MODALITY_COLORS = {"scratch": "#8e44ad", "pretrained": "#2a9d5c"}
+
+
+def class_subset_chart(summary: pd.DataFrame) -> go.Figure:
+    """Accuracy against the ratio, right after pruning and after fine-tuning, one line per criterion and
+    class scope (mean over seeds, bars from the lowest to the highest seed): pruned for the subset solid,
+    for every class dashed; ratio 0 is the unpruned base on the same classes."""
+    stages = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), shared_yaxes=True)
+    names = list(dict.fromkeys(summary["criterion"]))
+    scopes = sorted(dict.fromkeys(summary["pruned for"]), key=lambda scope: scope == ALL_CLASSES)
+    for col, stage in enumerate(stages, start=1):
+        for name in names:
+            for scope in scopes:
+                rows = summary[
+                    (summary["stage"] == stage) & (summary["criterion"] == name) & (summary["pruned for"] == scope)
+                ].sort_values("ratio")
+                if not rows.empty:
+                    trace = _scope_line(rows, f"{name}, for {scope}", color_for(name, names), scope == ALL_CLASSES)
+                    fig.add_trace(trace.update(showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(title="filters pruned (%) (0 = unpruned)", row=1, col=col)
+    fig.update_yaxes(title="test accuracy on those classes (%)", row=1, col=1)
+    return _layout(fig, "Pruned for a few classes (solid) vs for all classes (dashed)", height=480, legend_below=True)
+
+
+def _scope_line(rows: pd.DataFrame, label: str, color: str, dashed: bool) -> go.Scatter:
+    return go.Scatter(
+        x=rows["ratio"] * 100,
+        y=rows["mean"] * 100,
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": (rows["max"] - rows["mean"]) * 100,
+            "arrayminus": (rows["mean"] - rows["min"]) * 100,
+            "visible": bool((rows["count"] > 1).any()),
+            "thickness": 1.5,
+        },
+        name=label,
+        legendgroup=label,
+        mode="lines+markers",
+        line={"color": color, "width": 3, "dash": "dash" if dashed else "solid"},
+        marker={"size": 9, "symbol": "circle-open" if dashed else "circle"},
+        customdata=rows[["min", "max", "count"]].to_numpy() * [100, 100, 1],
+        hovertemplate=(
+            f"{label} at %{{x:.0f}}%<br>mean %{{y:.1f}}%<br>"
+            "seeds: %{customdata[2]:.0f}, range %{customdata[0]:.1f}-%{customdata[1]:.1f}%<extra></extra>"
+        ),
+    )
+
+
+def pretraining_chart(summary: pd.DataFrame) -> go.Figure:
+    """Accuracy against the share of parameters removed, one line per modality: after fine-tuning (mean, in a
+    band of ± one standard deviation over seeds) and right after pruning (dotted); 0 is the unpruned base."""
+    fig = go.Figure()
+    for modality, color in MODALITY_COLORS.items():
+        rows = summary[summary["modality"] == modality].sort_values("ratio")
+        if rows.empty:
+            continue
+        x = [0.0, *(rows["params_removed_mean"] * 100)]
+        base, base_std = rows["acc_base_mean"].mean() * 100, rows["acc_base_std"].mean() * 100
+        final = [base, *(rows["acc_final_mean"] * 100)]
+        spread = [base_std, *(rows["acc_final_std"] * 100)]
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=[m + s for m, s in zip(final, spread)] + [m - s for m, s in zip(final, spread)][::-1],
+                fill="toself",
+                fillcolor=color,
+                opacity=0.18,
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=modality,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=final,
+                name=f"{modality}: fine-tuned",
+                legendgroup=modality,
+                mode="lines+markers",
+                line={"color": color, "width": 3},
+                marker={"size": 9},
+                customdata=[[s, n] for s, n in zip(spread, [rows["seeds"].max(), *rows["seeds"]])],
+                hovertemplate=(
+                    f"{modality} with %{{x:.1f}}% of parameters removed<br>after fine-tuning %{{y:.1f}}% "
+                    "± %{customdata[0]:.1f} (%{customdata[1]} seeds)<extra></extra>"
+                ),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[base, *(rows["acc_pruned_mean"] * 100)],
+                name=f"{modality}: just pruned",
+                legendgroup=modality,
+                mode="lines+markers",
+                line={"color": color, "width": 1.5, "dash": "dot"},
+                marker={"size": 6},
+                hovertemplate=(
+                    f"{modality} with %{{x:.1f}}% of parameters removed<br>just pruned %{{y:.1f}}%<extra></extra>"
+                ),
+            )
+        )
+    fig.update_xaxes(title="parameters removed (%) (0 = unpruned)", range=[-2, 100])
+    fig.update_yaxes(title="test accuracy on the target task (%)")
+    return _layout(fig, "Pre-trained vs from scratch: accuracy against parameters removed", height=480)

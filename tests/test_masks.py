@@ -215,3 +215,18 @@ def test_cli_masks_errors_are_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit):
         cli.main(["masks", "--help"])
     assert "--granularity" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("granularity", GRANULARITIES.names())
+def test_masks_on_the_gpu(granularity, tmp_path, default_base):
+    from plasticity.experiment import TrainConfig, get_base
+    from plasticity.store import RunStore
+
+    store = RunStore(tmp_path)
+    base = get_base(TrainConfig(), store, "cuda")
+    on_cpu = MaskSearch(default_base.model, default_base.data, granularity, 0.5, seed=1).evaluate(4)
+    on_gpu = MaskSearch(base.model, base.data, granularity, 0.5, seed=1).evaluate(4)
+    assert max(abs(a - b) for a, b in zip(on_cpu, on_gpu)) <= 0.01  # the same masks, other arithmetic
+    result = run_masks(MaskConfig(granularity=granularity, ratio=0.5, n_masks=4, finetune_epochs=1), store, "cuda")
+    assert result["device"].startswith("cuda") and result["acc_final"] > 0.9

@@ -191,7 +191,7 @@ rounds = stored_rounds(hbfp_config, store)
 layers = list(base.history.width)
 layer_col, round_col, step_col = st.columns([1, 2, 4])
 with layer_col:
-    layer = widgets.kept(st.selectbox, "Layer", layers, key="layer", default={})
+    layer = changing_choice("Layer", layers, key="layer")
 if rounds:
     with round_col:
         round_index = changing_choice(
@@ -235,8 +235,9 @@ with heat_col:
     widgets.show_chart(charts.pair_distance_heatmap(distance_matrix(before, layer), pairs, layer), "hbfp-distances")
 with list_col:
     st.markdown(f"**{len(ours)} pairs chosen in `{layer}`**, closest first")
+    not_yet_run = ["gap_before", "gap_after", "dropped"] if row is None else []
     st.dataframe(
-        ours.drop(columns=["layer", "a", "b"]),
+        ours.drop(columns=["layer", "a", "b", *not_yet_run]),
         key="pairs_table",
         hide_index=True,
         column_config={
@@ -260,12 +261,13 @@ else:
     epochs = [s["epoch"] for s in row["steps"]]
     phases = [(epochs[0], epochs[1], "optimisation"), (epochs[2], epochs[3], "retraining")]
     shown = [(start, end, name) for start, end, name in phases if end <= epochs[at] and end > start]
-    table = trajectory_table(after, layer, list(pair), up_to_epoch=epochs[at])
+    table = trajectory_table(after, layer, list(pair), up_to_point=row["steps"][at]["point"])
     dropped = int(chosen["dropped"]) if at >= 2 else None
     fig = charts.pair_trajectory_chart(table, pair, shown, (epochs[at], step), dropped)
     gap_before, gap_after = chosen["gap_before"], chosen["gap_after"]
     st.caption(
         f"Optimising pulled the pair's l1-norms from {gap_before:.3f} apart to {gap_after:.3f}; "
-        f"pruning then removes filter {int(chosen['dropped'])} ({hbfp_config.drop} rule)."
+        f"pruning then removes filter {int(chosen['dropped'])} ({hbfp_config.drop} rule). A layer after a pruned "
+        "one loses the weights that read the pruned filters, so its norms drop at pruning too."
     )
 widgets.show_chart(fig, "hbfp-pair")

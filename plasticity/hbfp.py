@@ -240,6 +240,8 @@ def _round(
     )
     steps.append(optimised.snapshot or {**steps[0], "step": STEPS[1]})
     history.on_prune(pruned.kept)
+    # the norms right after pruning, between epochs: a layer reading pruned filters loses those inputs' weights
+    history.record(pruned.model, *history.points[-1], at_epoch_end=False)
     steps.append(_snapshot(STEPS[2], pruned.model, data, history))
     history.continue_from()
     _train(pruned.model, data, config, seed, config.retrain_epochs, [history, *callbacks])
@@ -285,11 +287,12 @@ def _train(model: nn.Module, data: Dataset, config: HbfpConfig, seed: int, epoch
 
 
 def _snapshot(step: str, model: nn.Module, data: Dataset, history: FilterNormHistory) -> dict:
-    """Accuracy and cost of `model` now, and the history's epoch it stands at."""
+    """Accuracy and cost of `model` now, and where the history stands: its epoch and how many points it holds."""
     macs, params = tp.utils.count_ops_and_params(model, data.example_input(1))
     return {
         "step": step,
         "epoch": history.points[-1][0] if history.points else 0,
+        "point": len(history.points),
         "acc": accuracy(model, data, data.test),
         "acc_val": accuracy(model, data, data.val),
         "macs": int(macs),

@@ -54,18 +54,26 @@ def pairs_table(pairs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
+def epoch_positions(history: FilterNormHistory) -> list[float]:
+    """Every recorded point's place on an epoch axis: an epoch's end at its number, a point recorded during
+    an epoch in between by its step, one recorded between epochs (right after pruning) at the epoch before."""
+    ends = {epoch: step for (epoch, step), at_end in zip(history.points, history.at_epoch_end) if at_end}
+    positions = []
+    for epoch, step in history.points:
+        start, end = ends.get(epoch), ends.get(epoch + 1)
+        within = start is not None and end is not None and end > start and step != start
+        positions.append(epoch + (step - start) / (end - start) if within else float(epoch))
+    return positions
+
+
 def trajectory_table(
-    history: FilterNormHistory, layer: str, filters: list[int], up_to_epoch: int | None = None, norm: str = "l1"
+    history: FilterNormHistory, layer: str, filters: list[int], up_to_point: int | None = None, norm: str = "l1"
 ) -> pd.DataFrame:
-    """One row per (filter, epoch) of the chosen filters, up to `up_to_epoch`; NaN once a filter was pruned."""
-    matrix = history.matrix(layer, norm).numpy()
-    epochs = history.epochs()
-    rows = [
-        {"filter": f, "epoch": epoch, norm: float(matrix[i, f])}
-        for f in filters
-        for i, epoch in enumerate(epochs)
-        if up_to_epoch is None or epoch <= up_to_epoch
-    ]
+    """One row per (filter, recorded point) of the chosen filters, the first `up_to_point` points (all if None):
+    the point's place in epochs and the norm, NaN once the filter was pruned."""
+    matrix = history.matrix(layer, norm, epochs_only=False).numpy()
+    positions = epoch_positions(history)[:up_to_point]
+    rows = [{"filter": f, "epoch": x, norm: float(matrix[i, f])} for f in filters for i, x in enumerate(positions)]
     return pd.DataFrame(rows, columns=["filter", "epoch", norm])
 
 
@@ -104,4 +112,4 @@ def rounds_table(rounds: dict[str, list[dict]], base_result: dict) -> pd.DataFra
 
 def steps_table(row: dict) -> pd.DataFrame:
     """The four steps of one round: accuracy (test, validation), MACs and parameters after each."""
-    return pd.DataFrame(row["steps"], columns=["step", "epoch", "acc", "acc_val", "macs", "params"])
+    return pd.DataFrame(row["steps"], columns=["step", "epoch", "point", "acc", "acc_val", "macs", "params"])

@@ -229,6 +229,8 @@ def test_rounds_end_to_end_with_aligned_histories(store, digits_base):
         checkpoint = load_checkpoint(run.checkpoint)
         model, history = checkpoint.build_model(), store.history(run.key)
         assert history.epochs()[-1] == 3 + 2 * row["round"]  # base epochs, then 1 + 1 a round
+        assert len(history.points) == len(history.epochs()) + row["round"]  # and a point right after each pruning
+        assert not history.at_epoch_end[row["steps"][2]["point"] - 1]
         for layer, conv in conv_layers(model).items():
             assert history.original_index[layer] == sorted(alive[layer])
             last = history.matrix(layer)[-1]

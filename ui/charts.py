@@ -355,18 +355,21 @@ def pair_trajectory_chart(
                     hoverinfo="skip",
                 )
             )
-    for start, end, phase in phases:
-        fig.add_vrect(
-            x0=start,
-            x1=end,
-            fillcolor=PHASE_COLORS.get(phase, BASE_COLOR),
-            opacity=0.12,
-            line_width=0,
-            annotation_text=phase,
-            annotation_position="top left",
+    for start, end, phase in phases:  # shaded, and named in the legend (the bands are too narrow for a label)
+        color = PHASE_COLORS.get(phase, BASE_COLOR)
+        fig.add_vrect(x0=start, x1=end, fillcolor=color, opacity=0.15, line_width=0)
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=phase,
+                marker={"symbol": "square", "size": 14, "color": color, "opacity": 0.4},
+            )
         )
     if now is not None:
-        fig.add_vline(x=now[0], line={"color": BASE_COLOR, "dash": "dash"}, annotation_text=now[1])
+        line = {"color": BASE_COLOR, "dash": "dash"}
+        fig.add_vline(x=now[0], line=line, annotation_text=now[1], annotation_position="top left")
     fig.update_xaxes(title="epoch (the base's training, then the rounds' optimisation and retraining)")
     fig.update_yaxes(title=f"{norm}-norm of the filter")
     return _layout(fig, f"Filters {pair[0]} and {pair[1]} over training", height=460)

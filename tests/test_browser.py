@@ -9,6 +9,15 @@ from browser_support import app_url, page, shoot, wait_quiet
 pytestmark = pytest.mark.browser
 
 
+def test_a_shared_link_opens_its_page_through_the_router_on_a_fresh_server(page, app_url):
+    page.goto(f"{app_url}/norms?layer=conv2")  # the server's first request
+    page.wait_for_selector(".js-plotly-plot .heatmaplayer")
+    wait_quiet(page)
+    navigation = page.inner_text('[data-testid="stSidebarNav"]')
+    assert "Prune & recover" in navigation and "Random vs criterion" in navigation  # app.py's page list
+    assert "Filter-norm histories" in page.inner_text("h1")
+
+
 def test_home(page, app_url):
     page.goto(app_url)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')

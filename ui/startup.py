@@ -37,7 +37,17 @@ def _warm_up_quietly() -> None:
         log.exception("warming up the dashboard failed")
 
 
+def route_every_link_through_the_app() -> None:
+    """A shared link to a page (`/prune?ratio=55`) must run app.py's router even when it is the server's
+    first request. Streamlit runs a `pages/` file on its own (its older multipage mode) until some
+    session has called `st.navigation`; this app always does, so say so before any session starts."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
 @asynccontextmanager
 async def lifespan(app):
+    route_every_link_through_the_app()
     threading.Thread(target=_warm_up_quietly, name="plasticity-warm-up", daemon=True).start()
     yield

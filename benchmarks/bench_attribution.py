@@ -7,6 +7,8 @@ Every figure is the median of `--repeats` runs, after one warm-up run (captum is
 - `prune_s_<criterion>`: `prune_model` at 50% (the criterion's pass over its images, then the
   surgery), beside the cheap criteria for scale;
 - `filter_maps_s_<layer>_<method>`, `where_they_look_s_<method>`: the page's computations for one image;
+- `cpu_seconds`: the same figures in CPU time of this process (with `--threads 1`, the work itself: far
+  less inflated than wall-clock time when other programs share the cores);
 - `conductance_steps_spearman`: how well the conductance ranking with the steps used agrees with
   50 steps, per layer (the reason for the step count in plasticity/attribution.py).
 """
@@ -34,38 +36,54 @@ from plasticity.train import resolve_device
 CRITERIA = ("random", "l1", "taylor", "attribution", "attribution:conductance", "attribution:ablation")
 
 
-def median_seconds(fn, repeats: int) -> float:
+CPU_SECONDS: dict[str, float] = {}  # the same measurements in this process's CPU time
+
+
+def median_seconds(fn, repeats: int, name: str = "") -> float:
+    """Median wall-clock seconds of `fn`; its median CPU seconds go to CPU_SECONDS[name] (with one torch
+    thread, CPU time is the work itself, which other programs on the same cores inflate much less)."""
     fn()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    if name:
+        CPU_SECONDS[name] = statistics.median(cpu)
     return statistics.median(times)
 
 
+def measured(name: str, fn, repeats: int) -> dict:
+    return {name: median_seconds(fn, repeats, name)}
+
+
 def criterion_costs(base, repeats: int) -> dict:
-    return {
-        f"prune_s_{name}": median_seconds(
-            lambda name=name: prune_model(base.model, create_criterion(name), 0.5, base.data), repeats
+    out = {}
+    for name in CRITERIA:
+        out |= measured(
+            f"prune_s_{name}",
+            lambda name=name: prune_model(base.model, create_criterion(name), 0.5, base.data),
+            repeats,
         )
-        for name in CRITERIA
-    }
+    return out
 
 
 def page_costs(base, repeats: int) -> dict:
     out = {}
     for layer in ("conv1", "conv2"):
         for method in attribution.list_layer_methods(spatial_only=True):
-            out[f"filter_maps_s_{layer}_{method}"] = median_seconds(
-                lambda layer=layer, method=method: layer_maps(base.model, base.data, 76, layer, method), repeats
+            out |= measured(
+                f"filter_maps_s_{layer}_{method}",
+                lambda layer=layer, method=method: layer_maps(base.model, base.data, 76, layer, method),
+                repeats,
             )
     models = {"base": base.model, "pruned": rank_filters(base, "l1", 0.5).model, "again": base.model}
     for method in attribution.list_input_methods():
-        out[f"where_they_look_s_{method}"] = median_seconds(
-            lambda method=method: where_they_look(models, base.data, 76, method), repeats
+        out |= measured(
+            f"where_they_look_s_{method}", lambda method=method: where_they_look(models, base.data, 76, method), repeats
         )
     return out
 
@@ -116,6 +134,7 @@ def main() -> None:
         **criterion_costs(base, args.repeats),
         **page_costs(base, args.repeats),
         **conductance_steps_agreement(base),
+        "cpu_seconds": CPU_SECONDS,
         "load_average_before_after": [load_before, os.getloadavg()[0]],  # others' work on the same cores
     }
     text = json.dumps(results, indent=2)

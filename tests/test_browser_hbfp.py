@@ -10,10 +10,6 @@ pytestmark = pytest.mark.browser
 
 
 def test_hbfp_rounds_and_a_step(page, app_url):
-    # Home first: as a fresh server's very first request, a deep link is served as a bare page, without the
-    # router's wide layout and page titles (since app.py became an st.App), so the picture would be wrong.
-    page.goto(app_url)
-    page.wait_for_selector("h1")
     page.goto(f"{app_url}/hbfp?round_ratio=25&optimise_epochs=1&retrain_epochs=1&max_rounds=2&layer=conv2")
     page.wait_for_selector(".js-plotly-plot .heatmaplayer")  # the first round's pairs, before any run
     wait_quiet(page)

@@ -117,7 +117,7 @@ def class_subset_tab() -> None:
     with steps_col:
         same_steps = widgets.kept(
             st.toggle,
-            "Same fine-tuning steps for the subset",
+            "Equal fine-tuning steps",
             key="same_steps",
             default={"value": True},
             help="An epoch on 3 of 10 classes is 3/10 of the images, so 3/10 of the optimiser steps. On: the "
@@ -197,12 +197,14 @@ def show_prunable_ratios(table) -> None:
         f"**The most filters pruned while the fine-tuned accuracy stays within {TOLERANCE * 100:g} point of "
         "the unpruned network on the same classes** (mean over seeds, among the ratios run):"
     )
-    for column, row in zip(st.columns(len(reach)), reach.to_dict("records")):
-        column.metric(
-            f"{row['criterion']}, for {row['pruned for']}",
-            f"{row['ratio']:.0%}",
-            help=f"unpruned accuracy on these classes: {row['acc_base']:.1%}",
-        )
+    width = max(reach.groupby("pruned for", sort=False).size())
+    for _, scope in reach.groupby("pruned for", sort=False):  # one row per scope, a metric per criterion
+        for column, row in zip(st.columns(width), scope.to_dict("records")):
+            column.metric(
+                f"{row['criterion']}, for {row['pruned for']}",
+                f"{row['ratio']:.0%}",
+                help=f"unpruned accuracy on these classes: {row['acc_base']:.1%}",
+            )
 
 
 # --- Tab 2: pre-trained vs from scratch (paper 2) -------------------------------------------------------
@@ -294,12 +296,12 @@ def pretraining_tab() -> None:
 
     source_words = "torchvision's ImageNet weights" if source_text == IMAGENET else f"the source task, {source_text}"
     st.markdown(
-        f"Two {model} networks learn the target task, **{target_text}**, for the same {epochs} epochs: one from a "
-        f"random start (**scratch**), one starting from the weights of a {model} first trained on {source_words} "
-        f"(**pretrained**; only its classifier starts afresh). Both are then pruned with {criterion} at each ratio "
-        "and fine-tuned alike. Hubens et al. found pre-trained networks lose far less when pruned hard; with digits "
-        "0-4 as the source and 5-9 as the target, the pretrained filters have seen pen strokes, never the target "
-        "digits."
+        f"Two {model} networks learn the target task, **{target_text}**, for the same {epochs} "
+        f"epoch{'s' if epochs != 1 else ''}: one from a random start (**scratch**), one starting from the weights "
+        f"of a {model} first trained on {source_words} (**pretrained**; only its classifier starts afresh). Both "
+        f"are then pruned with {criterion} at each ratio and fine-tuned alike. Hubens et al. found pre-trained "
+        "networks lose far less when pruned hard; with one half of the digits as the source and the other half as "
+        "the target (the default), the pretrained filters have seen pen strokes, never the target digits."
     )
     if source_text == IMAGENET:
         st.info(

@@ -440,7 +440,8 @@ def class_subset_chart(summary: pd.DataFrame) -> go.Figure:
     class scope (mean over seeds, bars from the lowest to the highest seed): pruned for the subset solid,
     for every class dashed; ratio 0 is the unpruned base on the same classes."""
     stages = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), shared_yaxes=True)
+    # each panel its own accuracy scale: after fine-tuning, the lines lie within a few points of each other
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), horizontal_spacing=0.08)
     names = list(dict.fromkeys(summary["criterion"]))
     scopes = sorted(dict.fromkeys(summary["pruned for"]), key=lambda scope: scope == ALL_CLASSES)
     for col, stage in enumerate(stages, start=1):
@@ -483,60 +484,56 @@ def _scope_line(rows: pd.DataFrame, label: str, color: str, dashed: bool) -> go.
 
 
 def pretraining_chart(summary: pd.DataFrame) -> go.Figure:
-    """Accuracy against the share of parameters removed, one line per modality: after fine-tuning (mean, in a
-    band of ± one standard deviation over seeds) and right after pruning (dotted); 0 is the unpruned base."""
-    fig = go.Figure()
-    for modality, color in MODALITY_COLORS.items():
-        rows = summary[summary["modality"] == modality].sort_values("ratio")
-        if rows.empty:
-            continue
-        x = [0.0, *(rows["params_removed_mean"] * 100)]
-        base, base_std = rows["acc_base_mean"].mean() * 100, rows["acc_base_std"].mean() * 100
-        final = [base, *(rows["acc_final_mean"] * 100)]
-        spread = [base_std, *(rows["acc_final_std"] * 100)]
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=[m + s for m, s in zip(final, spread)] + [m - s for m, s in zip(final, spread)][::-1],
-                fill="toself",
-                fillcolor=color,
-                opacity=0.18,
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=modality,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=final,
-                name=f"{modality}: fine-tuned",
-                legendgroup=modality,
-                mode="lines+markers",
-                line={"color": color, "width": 3},
-                marker={"size": 9},
-                customdata=[[s, n] for s, n in zip(spread, [rows["seeds"].max(), *rows["seeds"]])],
-                hovertemplate=(
-                    f"{modality} with %{{x:.1f}}% of parameters removed<br>after fine-tuning %{{y:.1f}}% "
-                    "± %{customdata[0]:.1f} (%{customdata[1]} seeds)<extra></extra>"
+    """Accuracy against the share of parameters removed, one line per modality (mean over seeds, in a band
+    of ± one standard deviation), right after pruning and after fine-tuning; 0 is the unpruned base.
+    Each panel has its own accuracy scale, so the fine-tuned lines are not flattened by the pruned ones."""
+    stages = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), horizontal_spacing=0.08)
+    for col, stage in enumerate(stages, start=1):
+        for modality, color in MODALITY_COLORS.items():
+            rows = summary[summary["modality"] == modality].sort_values("ratio")
+            if rows.empty:
+                continue
+            x = [0.0, *(rows["params_removed_mean"] * 100)]
+            mean = [rows["acc_base_mean"].mean() * 100, *(rows[f"{stage}_mean"] * 100)]
+            spread = [rows["acc_base_std"].mean() * 100, *(rows[f"{stage}_std"] * 100)]
+            seeds = [int(rows["seeds"].max()), *rows["seeds"]]
+            fig.add_trace(
+                go.Scatter(
+                    x=x + x[::-1],
+                    y=[m + s for m, s in zip(mean, spread)] + [m - s for m, s in zip(mean, spread)][::-1],
+                    fill="toself",
+                    fillcolor=color,
+                    mode="lines",
+                    opacity=0.18,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=modality,
                 ),
+                row=1,
+                col=col,
             )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[base, *(rows["acc_pruned_mean"] * 100)],
-                name=f"{modality}: just pruned",
-                legendgroup=modality,
-                mode="lines+markers",
-                line={"color": color, "width": 1.5, "dash": "dot"},
-                marker={"size": 6},
-                hovertemplate=(
-                    f"{modality} with %{{x:.1f}}% of parameters removed<br>just pruned %{{y:.1f}}%<extra></extra>"
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=mean,
+                    name=modality,
+                    legendgroup=modality,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    line={"color": color, "width": 3},
+                    marker={"size": 9},
+                    customdata=list(zip(spread, seeds)),
+                    hovertemplate=(
+                        f"{modality} with %{{x:.1f}}% of parameters removed<br>{stages[stage]} %{{y:.1f}}% "
+                        "± %{customdata[0]:.1f} (%{customdata[1]} seeds)<extra></extra>"
+                    ),
                 ),
+                row=1,
+                col=col,
             )
-        )
-    fig.update_xaxes(title="parameters removed (%) (0 = unpruned)", range=[-2, 100])
-    fig.update_yaxes(title="test accuracy on the target task (%)")
-    return _layout(fig, "Pre-trained vs from scratch: accuracy against parameters removed", height=480)
+        fig.update_xaxes(title="parameters removed (%) (0 = unpruned)", range=[-3, 100], row=1, col=col)
+    fig.update_yaxes(title="test accuracy on the target task (%)", row=1, col=1)
+    title = "Pre-trained vs from scratch: accuracy against parameters removed (band: ± one std over seeds)"
+    return _layout(fig, title, height=480, legend_below=True)

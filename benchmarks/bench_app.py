@@ -51,11 +51,13 @@ def one_run(port: int, epochs: int) -> dict[str, list[float]]:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(120_000)
             while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/")
-                    break
+                try:  # as soon as the server answers (a browser opened too early sees an error page)
+                    response = page.goto(f"http://127.0.0.1:{port}/")
+                    if response is not None and response.ok:
+                        break
                 except Exception:
-                    time.sleep(0.1)
+                    pass
+                time.sleep(0.1)
             page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
             first_page = time.perf_counter() - start
 

@@ -77,14 +77,27 @@ class RunStore:
         self.checkpoints = self.home / "checkpoints"
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "runs.sqlite"
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
+        self._create()
+
+    def _create(self, attempts: int = 100) -> None:
+        """WAL mode (kept in the file) and the tables. SQLite answers "locked" at once, without waiting,
+        to a connection that switches the journal mode while another opens the new file (two sessions,
+        or the app's warm-up, at first start): retry then."""
+        for attempt in range(attempts):
+            try:
+                with self._connect() as conn:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.01 * (1 + attempt % 10))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.row_factory = sqlite3.Row
             yield conn

@@ -1,4 +1,5 @@
 import pickle
+import sqlite3
 import threading
 
 import pytest
@@ -8,6 +9,7 @@ from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from plasticity.errors import CheckpointError
 from plasticity.experiment import PruneConfig, TrainConfig, compare, run_prune
 from plasticity.models import ModelSpec
+from plasticity.store import RunStore
 
 
 def test_run_lifecycle_and_history_round_trip(store, default_base):
@@ -134,3 +136,24 @@ def test_summarise_averages_each_cell_over_seeds():
     assert (l1["criterion"], l1["seeds"]) == ("l1", 2) and rand["seeds"] == 1
     assert l1["acc_pruned_mean"] == pytest.approx(0.6) and l1["acc_final_mean"] == pytest.approx(0.92)
     assert l1["acc_pruned_std"] == pytest.approx(0.1414213, rel=1e-5) and rand["acc_final_std"] == 0.0
+
+
+def test_many_first_openings_of_a_new_store_at_once(tmp_path):
+    """The app's warm-up and the first session open a fresh store together: nobody sees "locked"."""
+    errors = []
+
+    def open_store(home):
+        try:
+            RunStore(home).runs()
+        except Exception as exc:  # collected, asserted below
+            errors.append(repr(exc))
+
+    for round_ in range(40):
+        threads = [threading.Thread(target=open_store, args=(tmp_path / str(round_),)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    with sqlite3.connect(tmp_path / "0" / "runs.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

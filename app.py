@@ -12,6 +12,8 @@ if get_script_run_ctx(suppress_warning=True) is None:  # the server, at start-up
 
     app = st.App(__file__, lifespan=lifespan)
 else:
+    from ui.startup import warm_up_training
+
     st.set_page_config(page_title="plasticity", page_icon=":material/content_cut:", layout="wide")
     st.navigation(
         [
@@ -25,3 +27,4 @@ else:
             st.Page("pages/attribution.py", title="What filters look at", icon=":material/visibility:"),
         ]
     ).run()
+    warm_up_training()  # once per process, once a first page is out

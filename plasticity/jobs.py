@@ -10,7 +10,8 @@ import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -28,6 +29,19 @@ _COMPUTE = threading.Lock()
 
 
 _STARTED: weakref.WeakSet = weakref.WeakSet()
+
+
+_CORES = torch.get_num_threads()  # torch's own default, read before any worker lowers its count
+
+
+@contextmanager
+def _all_cores() -> Iterator[None]:
+    """Let this worker's short burst use every core, then go back to one thread."""
+    torch.set_num_threads(_CORES)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
 
 
 class JobCancelled(Exception):
@@ -155,7 +169,8 @@ def prune_work(configs: dict[str, PruneConfig], store: RunStore, device: torch.d
                 job.report(epochs_done / total, f"{name}: epoch {len(result['curve'])}", **{name: result})
 
             job.report(message=f"pruning with {name}")
-            pending[name] = prune_run(config, store, base, on_progress)
+            with _all_cores():  # the page waits for these accuracies: a UI thread is idle meanwhile
+                pending[name] = prune_run(config, store, base, on_progress)
         try:
             for run in pending.values():
                 job.check()

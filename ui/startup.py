@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
-    import torch
-
+    """What the first page needs: the imports, the default base in the store, plotly's first figure."""
     from plasticity.experiment import TrainConfig, get_base
     from plasticity.store import RunStore
     from plasticity.views import norm_table
@@ -26,14 +25,33 @@ def warm_up() -> None:
     base = get_base(TrainConfig(), RunStore())  # the default: imported into the run store once, data cached
     # plotly builds its validators on the first figure: the Home page's chart, drawn once here
     charts.norm_lines(norm_table(base.history, next(iter(base.history.width))), {}).to_json()
-    # The first optimiser of a process imports torch._dynamo (2 s here): not on the first fine-tuning.
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
 
 
-def _warm_up_quietly() -> None:
+def warm_up_training() -> None:
+    """The first optimiser of a process imports torch._dynamo: 2 s of Python here. Done once, in the
+    background, after a first page is drawn (done at start-up, it slowed that page down by as much)."""
+    global _TRAINING_WARM
+    with _ONCE:
+        if _TRAINING_WARM:
+            return
+        _TRAINING_WARM = True
+
+    def first_optimiser() -> None:
+        import torch
+
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+
+    threading.Thread(target=_quietly, args=(first_optimiser,), name="plasticity-warm-up-training", daemon=True).start()
+
+
+_ONCE = threading.Lock()
+_TRAINING_WARM = False
+
+
+def _quietly(work) -> None:
     try:
-        warm_up()
-    except Exception:  # the pages show any real problem with the default; the server must start regardless
+        work()
+    except Exception:  # the pages show any real problem; the server must run regardless
         log.exception("warming up the dashboard failed")
 
 
@@ -49,5 +67,5 @@ def route_every_link_through_the_app() -> None:
 @asynccontextmanager
 async def lifespan(app):
     route_every_link_through_the_app()
-    threading.Thread(target=_warm_up_quietly, name="plasticity-warm-up", daemon=True).start()
+    threading.Thread(target=_quietly, args=(warm_up,), name="plasticity-warm-up", daemon=True).start()
     yield

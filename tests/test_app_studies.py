@@ -21,7 +21,9 @@ TINY_STUDY = {
 }
 
 
-def test_both_tabs_render_on_the_default_with_every_run_missing():
+def test_both_tabs_render_on_the_default_with_every_run_missing(tmp_path, monkeypatch):
+    # its own run store: other tests' runs (random on all classes, say) would not be missing here
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
     at = open_page(PAGE)
     assert not at.exception and not at.error
     assert at.title[0].value == "Class subsets & pre-training"

@@ -109,7 +109,9 @@ def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1"
     shown: set[str] = set()
     for filter_index, rows in table.groupby("filter", sort=True):
         groups = [name for name in names if filter_index in marks[name]]
-        if len(groups) > 1:
+        if not names:  # nothing to mark (the Home page's picture): one colour, no legend
+            group, color = "a filter", "rgba(31, 95, 191, 0.55)"
+        elif len(groups) > 1:
             group, color = "pruned by both", "#8e44ad"
         elif groups:
             group, color = groups[0], color_for(groups[0], names)
@@ -122,7 +124,7 @@ def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1"
                 mode="lines",
                 name=group,
                 legendgroup=group,
-                showlegend=group not in shown,
+                showlegend=bool(names) and group not in shown,
                 line={"color": color, "width": 2.5 if groups else 1.5},
                 customdata=[filter_index] * len(rows),
                 hovertemplate=f"filter %{{customdata}}<br>epoch %{{x}}<br>{norm} %{{y:.3f}}<br>{group}<extra></extra>",

@@ -462,28 +462,37 @@ def compare(
     for i, config in enumerate(configs):
         if should_stop():
             break
-        done = store.get(config.key)
-        if done and done.status == "done":
-            result = done.result
-        else:
-            if config.base.key not in bases:
-                bases = {config.base.key: get_base(config.base, store, device, progress=progress)}
-            result = run_prune(config, store, device, base=bases[config.base.key])
+        result = stored_or_run(config, store, device, bases, progress)
         results.append(result)
         if on_result:
             on_result(i + 1, len(configs), result)
     return results
 
 
-def summarise(results: list[dict]) -> list[dict]:
-    """Mean and standard deviation over seeds of each (criterion, ratio) cell of a comparison."""
-    cells: dict[tuple[str, float], list[dict]] = {}
+def stored_or_run(config: PruneConfig, store: RunStore, device, bases: dict[str, Base], progress: bool) -> dict:
+    """The stored result of `config`, or the run made now; `bases` keeps the last base loaded for the next."""
+    done = store.get(config.key)
+    if done and done.status == "done":
+        return done.result
+    if config.base.key not in bases:
+        bases.clear()
+        bases[config.base.key] = get_base(config.base, store, device, progress=progress)
+    return run_prune(config, store, device, base=bases[config.base.key])
+
+
+def summarise(
+    results: list[dict],
+    by: tuple[str, ...] = ("criterion", "ratio"),
+    metrics: tuple[str, ...] = ("acc_pruned", "acc_final"),
+) -> list[dict]:
+    """Mean and standard deviation over seeds of each cell (the fields `by`) of a comparison."""
+    cells: dict[tuple, list[dict]] = {}
     for result in results:
-        cells.setdefault((result["criterion"], result["ratio"]), []).append(result)
+        cells.setdefault(tuple(result[name] for name in by), []).append(result)
     rows = []
-    for (criterion, ratio), group in cells.items():
-        row = {"criterion": criterion, "ratio": ratio, "seeds": len(group)}
-        for metric in ("acc_pruned", "acc_final"):
+    for cell, group in cells.items():
+        row = {**dict(zip(by, cell)), "seeds": len(group)}
+        for metric in metrics:
             values = [r[metric] for r in group]
             row[f"{metric}_mean"] = statistics.fmean(values)
             row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0

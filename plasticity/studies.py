@@ -19,7 +19,7 @@ import torch
 
 from plasticity.data import format_classes, list_datasets, parse_classes
 from plasticity.errors import InvalidConfigError
-from plasticity.experiment import PruneConfig, TrainConfig, get_base, run_prune
+from plasticity.experiment import PruneConfig, TrainConfig, stored_or_run, summarise
 from plasticity.store import RunStore
 
 IMAGENET = "imagenet"
@@ -106,13 +106,7 @@ def pretraining_study(
     for i, (modality, config) in enumerate(plans):
         if should_stop():
             break
-        done = store.get(config.key)
-        if done and done.status == "done":
-            result = done.result
-        else:
-            if config.base.key not in bases:
-                bases = {config.base.key: get_base(config.base, store, device, progress=progress)}
-            result = run_prune(config, store, device, base=bases[config.base.key])
+        result = stored_or_run(config, store, device, bases, progress)
         row = {
             **result,
             "modality": modality,
@@ -129,18 +123,9 @@ def pretraining_study(
 
 def summarise_study(results: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds per (modality, ratio), in modality then ratio order."""
-    cells: dict[tuple[str, float], list[dict]] = {}
-    for result in results:
-        cells.setdefault((result["modality"], result["ratio"]), []).append(result)
-    rows = []
-    for (modality, ratio), group in sorted(cells.items(), key=lambda item: (MODALITIES.index(item[0][0]), item[0][1])):
-        row = {"modality": modality, "ratio": ratio, "seeds": len(group)}
-        for metric in ("acc_base", "acc_pruned", "acc_final", "params_removed", "macs_removed"):
-            values = [r[metric] for r in group]
-            row[f"{metric}_mean"] = statistics.fmean(values)
-            row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        rows.append(row)
-    return rows
+    metrics = ("acc_base", "acc_pruned", "acc_final", "params_removed", "macs_removed")
+    rows = summarise(results, by=("modality", "ratio"), metrics=metrics)
+    return sorted(rows, key=lambda row: (MODALITIES.index(row["modality"]), row["ratio"]))
 
 
 def prunable_share(summary: list[dict], tolerance: float = 0.01) -> dict[str, float]:

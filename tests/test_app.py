@@ -124,6 +124,19 @@ def test_settings_follow_the_user_across_pages():
     assert "**l2** prunes 14 of 20 filters" in at.markdown[-1].value
 
 
+def test_a_link_keeps_settings_at_their_minimum_across_reruns_and_pages():
+    # Streamlit leaves a setting out of the URL when it equals the widget's default; a kept value
+    # restored without the real default once made 0% and one epoch vanish from the shared link.
+    at = open_page("pages/prune.py", ratio="0", finetune_epochs="1")
+    at.run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/prune.py").run()
+    assert at.slider(key="ratio").value == 0
+    assert at.slider(key="finetune_epochs").value == 1
+    assert at.query_params["ratio"] == "0"
+    assert at.query_params["finetune_epochs"] == "1"
+
+
 def test_norm_page_marks_the_filters_each_criterion_prunes():
     at = open_page("pages/norms.py", ratio="50", layer="conv2")
     assert not at.exception

@@ -47,13 +47,13 @@ def _load_base(config_json: str, device: str, home: str) -> Base:
 def kept(widget: Callable, label: str, *args, key: str, default: dict, **kwargs):
     """`widget` bound to the URL's query parameter `key`, and keeping its value across pages.
 
-    `default` names the widget's own default argument (e.g. {"value": 3}); it is left out when the
-    value is restored, so Streamlit sees one source of truth.
+    `default` names the widget's own default argument (e.g. {"value": 3}). It is passed even when a
+    kept value is restored, since Streamlit leaves a setting out of the URL when it equals the
+    widget's default: without it a restored minimum (one seed, 0%) would vanish from a shared link.
     """
     values = st.session_state.setdefault(KEPT, {})
     if key in values:  # set on this or another page earlier in the session: that value wins
         st.session_state[key] = values[key]
-        default = {}
     value = widget(
         label,
         *args,

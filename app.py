@@ -1,7 +1,7 @@
 """The dashboard's entry point: `streamlit run app.py`.
 
-`streamlit run` imports this file once as the server, an `st.App` that warms the library up in the
-background while it starts (ui/startup.py); every session then runs it as the router over pages/.
+`streamlit run` imports this file once as the server, an `st.App`; every session then runs it as the
+router over pages/, and the first one has the library warmed up in the background (ui/startup.py).
 """
 
 import streamlit as st
@@ -12,8 +12,9 @@ if get_script_run_ctx(suppress_warning=True) is None:  # the server, at start-up
 
     app = st.App(__file__, lifespan=lifespan)
 else:
-    from ui.startup import warm_up_training
+    from ui.startup import warm_up_soon
 
+    warm_up_soon()  # once per process, once the first page has had time to reach the browser
     st.set_page_config(page_title="plasticity", page_icon=":material/content_cut:", layout="wide")
     st.navigation(
         [
@@ -27,4 +28,3 @@ else:
             st.Page("pages/attribution.py", title="What filters look at", icon=":material/visibility:"),
         ]
     ).run()
-    warm_up_training()  # once per process, once a first page is out

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from plasticity.card import ASSETS
 from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from plasticity.criteria import create_criterion
 from plasticity.data import Dataset, load_dataset
@@ -29,7 +30,6 @@ from plasticity.prune import MODES, PruneResult, check_ratio, measure, prune_mod
 from plasticity.store import RunStore
 from plasticity.train import Callback, EpochEnd, FilterNormHistory, ProgressBar, Trainer, accuracy, seed_everything
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 _GETTING_BASE = threading.Lock()
 
 

@@ -2,25 +2,38 @@
 
 LeNet-5 on mnist-5k with the default TrainConfig, on the CPU (training there is deterministic, so the
 file is reproducible). The checkpoint carries the filter-norm history, so the app needs no training.
+Beside it goes the default's card (plasticity/card.py), which the Home page shows before PyTorch has
+loaded; `--card-only` writes just the card, from the checkpoint already in assets/.
 """
 
+import argparse
 import shutil
 import sys
 import tempfile
 
-from plasticity.experiment import ASSETS, TrainConfig, train_base
+from plasticity.card import DEFAULT_CARD, card_of
+from plasticity.experiment import ASSETS, TrainConfig, get_base, train_base
 from plasticity.store import RunStore
+from plasticity.views import base_label
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--card-only", action="store_true", help="write only the card, from the shipped checkpoint")
+    args = parser.parse_args()
     config = TrainConfig()
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(tmp)
-        base = train_base(config, store, "cpu", progress=True)
-        target = ASSETS / f"{config.model}-{config.dataset}.pt"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(store.checkpoint_path(config.key), target)
-    print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB): test accuracy {base.result['acc']:.4f}")
+        if args.card_only:
+            base = get_base(config, store, "cpu")
+        else:
+            base = train_base(config, store, "cpu", progress=True)
+            target = ASSETS / f"{config.model}-{config.dataset}.pt"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(store.checkpoint_path(config.key), target)
+            print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB): test accuracy {base.result['acc']:.4f}")
+    DEFAULT_CARD.write_text(card_of(base, base_label(config)).to_json())
+    print(f"wrote {DEFAULT_CARD}")
     return 0
 
 

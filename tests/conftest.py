@@ -35,3 +35,12 @@ def default_base(isolated_home):
 @pytest.fixture
 def store(tmp_path):
     return RunStore(tmp_path / "home")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def library_loaded():
+    """As on a server a moment after its first page: the library is loaded, so Home shows its whole page
+    (its first screen, before that, has its own tests)."""
+    from ui import startup
+
+    startup.LOADED.set()

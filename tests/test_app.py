@@ -79,7 +79,10 @@ def test_home_shows_the_default_base_and_a_filter_norm_picture():
     at = open_page("pages/home.py")
     assert metrics(at)["Test accuracy"].endswith("%")
     assert "lenet5 on mnist-5k" in at.subheader[0].value
-    assert "l1-norm of every filter while the base trained" in charts(at)
+    assert metrics(at)["Latency (256 images)"].endswith(" ms")
+    svg = base64.b64decode(at.get("image")[0].proto.imgs[0].url.removeprefix("data:image/svg+xml;base64,")).decode()
+    assert "l1-norm of every conv1 filter while the base trained" in svg
+    assert svg.count("<polyline") == 20  # the shipped LeNet-5 has 20 conv1 filters
 
 
 def test_moving_the_ratio_shows_pruned_accuracy_then_streams_the_recovery_curve():

@@ -20,10 +20,13 @@ def test_a_shared_link_opens_its_page_through_the_router_on_a_fresh_server(page,
 
 def test_home(page, app_url):
     page.goto(app_url)
-    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
+    page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]')  # the whole page, pickers too
     wait_quiet(page)
     assert "Plasticity: how a CNN recovers after pruning" in page.inner_text("h1")
     assert "%" in page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    picture = page.locator('[data-testid="stImage"] img')
+    assert picture.get_attribute("src").startswith("data:image/svg+xml")
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 0")  # drawn, not a broken image
     shoot(page, "home")
 
 
@@ -35,6 +38,7 @@ def test_prune_slider_streams_the_recovery_curve(page, app_url):
     thumb.focus()
     thumb.press("ArrowRight")  # 50% -> 55%, released at once
     page.wait_for_url("**ratio=55**")
+    page.wait_for_selector('[data-testid="stProgress"]')  # the new view's job (the old view looks finished)
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
         ".filter(m => m.innerText.includes('after 2 epochs')).every(m => m.innerText.includes('%'))"

@@ -1,51 +1,65 @@
-"""What the server does once, when `streamlit run app.py` starts: warm up in the background.
+"""How the server gets the library ready without holding up the first page.
 
-Importing torch, the library and the chart code, and loading the shipped default base, takes a few
-seconds on a small CPU. Done in a background thread while the server starts and the browser connects,
-the first page is drawn without waiting for it; a session that comes sooner simply waits on the same
-imports (Python's import lock) instead of doing them twice.
+Importing PyTorch and the library takes about four seconds of Python on a small CPU, and while an
+import runs it holds the interpreter: the server's own thread, which hands the browser the page and
+the scripts each kind of element needs, waits for it. So the Home page draws its first screen without
+PyTorch (from the shipped default's card, plasticity/card.py), and the library is loaded in the
+background only once that screen has had time to reach the browser: `warm_up_soon`, called by every
+session's run, starts it once per process, `GRACE_SECONDS` later. A page that needs the library
+sooner (a shared link to /prune) imports it itself; the warm-up then finds it done.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import asynccontextmanager
 
 log = logging.getLogger(__name__)
 
+GRACE_SECONDS = 1.5  # after the first script run: the browser fetches the page's element scripts meanwhile
+LOADED = threading.Event()  # the library and the default base are loaded (or failed to: the pages say why)
+_STARTED = threading.Event()
+_ONCE = threading.Lock()
+
 
 def warm_up() -> None:
-    """What the first page needs: the imports, the default base in the store, plotly's first figure."""
+    """What the pages need: the imports, the default base in the store, plotly's first figure, the first
+    optimiser (its torch._dynamo import alone takes two seconds)."""
+    import torch
+
     from plasticity.experiment import TrainConfig, get_base
     from plasticity.store import RunStore
     from plasticity.views import norm_table
     from ui import charts, widgets  # noqa: F401  (the pages' imports)
 
     base = get_base(TrainConfig(), RunStore())  # the default: imported into the run store once, data cached
-    # plotly builds its validators on the first figure: the Home page's chart, drawn once here
+    LOADED.set()
+    # plotly builds its validators on the first figure, as the norm page's chart would
     charts.norm_lines(norm_table(base.history, next(iter(base.history.width))), {}).to_json()
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
 
 
-def warm_up_training() -> None:
-    """The first optimiser of a process imports torch._dynamo: 2 s of Python here. Done once, in the
-    background, after a first page is drawn (done at start-up, it slowed that page down by as much)."""
-    global _TRAINING_WARM
+def warm_up_soon(delay: float = GRACE_SECONDS) -> None:
+    """Start `warm_up` in the background, `delay` seconds from now; once per process."""
     with _ONCE:
-        if _TRAINING_WARM:
+        if _STARTED.is_set():
             return
-        _TRAINING_WARM = True
+        _STARTED.set()
 
-    def first_optimiser() -> None:
-        import torch
+    def later() -> None:
+        time.sleep(delay)
+        try:
+            warm_up()
+        finally:
+            LOADED.set()
 
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
-
-    threading.Thread(target=_quietly, args=(first_optimiser,), name="plasticity-warm-up-training", daemon=True).start()
+    threading.Thread(target=_quietly, args=(later,), name="plasticity-warm-up", daemon=True).start()
 
 
-_ONCE = threading.Lock()
-_TRAINING_WARM = False
+def library_loaded() -> bool:
+    return LOADED.is_set()
 
 
 def _quietly(work) -> None:
@@ -67,5 +81,4 @@ def route_every_link_through_the_app() -> None:
 @asynccontextmanager
 async def lifespan(app):
     route_every_link_through_the_app()
-    threading.Thread(target=_quietly, args=(warm_up,), name="plasticity-warm-up", daemon=True).start()
     yield

@@ -25,7 +25,7 @@ from plasticity.views import DEFAULT_BASE, base_label, stored_bases
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
 MEMO = "_memo"  # name -> (signature, object) of this session's charts
 T = TypeVar("T")
-REFRESH_SECONDS = 1.0  # a running job's view is redrawn this often
+REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
 PROMPT_SECONDS = 0.4  # how long a rerun waits for a job's first, quick result before drawing
 
 

@@ -2,7 +2,9 @@
 
 1. `streamlit run app.py` started -> the first page's first screen drawn (title, picture of the filters,
    the base's numbers), and -> the whole Home page (the sidebar's pickers, which need PyTorch);
-2. slider key pressed -> the first frame drawn with both new pruned accuracies (criterion and random);
+2. slider key pressed -> the first frame drawn with both new pruned accuracies (criterion and random):
+   one step (ArrowRight, 5%: the page has pruned the neighbouring steps ahead) and a jump (PageUp, 10%:
+   pruned after the release);
 3. each recovery-curve point (one fine-tuning epoch of either run) -> drawn, from the previous one.
 
 The browser is running before the server starts, as a user's is, and the page is opened once the
@@ -27,7 +29,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TARGETS = {"first_screen": 5.0, "whole_home": None, "pruned": 0.5, "epoch": 2.0}
+TARGETS = {"first_screen": 5.0, "whole_home": None, "pruned_step": 0.5, "pruned_jump": 0.5, "epoch": 2.0}
 
 # In every document: the wall-clock time (ms) of the first frame showing the Home page's first screen,
 # and of the first frame showing its sidebar pickers.
@@ -112,7 +114,7 @@ def one_run(port: int, presses: int, epochs: int) -> dict[str, list[float]]:
     env = {**os.environ, "PLASTICITY_HOME": tempfile.mkdtemp(prefix="plasticity-bench-")}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    figures: dict[str, list[float]] = {"first_screen": [], "whole_home": [], "pruned": [], "epoch": []}
+    figures: dict[str, list[float]] = {name: [] for name in TARGETS}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -132,15 +134,17 @@ def one_run(port: int, presses: int, epochs: int) -> dict[str, list[float]]:
             page.goto(f"http://127.0.0.1:{port}/prune?finetune_epochs={epochs}&ratio=50")
             page.wait_for_function(BOTH_DONE, polling=250)
             thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
-            for _ in range(presses):
+            for key in ["PageUp"] + ["ArrowRight"] * presses:  # 50% -> 60%, then 65%, 70%...
                 time.sleep(1.0)  # the page settled, as after a teacher's last look
                 page.evaluate(ARM_PRUNE, epochs)
                 thumb.focus()
-                thumb.press("ArrowRight")
+                thumb.press(key)
                 page.wait_for_function(f"() => window.__prune.points.length >= {2 * epochs}", polling=250)
                 page.wait_for_function(BOTH_DONE, polling=250)
                 state = page.evaluate("() => window.__prune")
-                figures["pruned"].append((state["shown"] - state["pressed"]) / 1000)
+                figures["pruned_jump" if key == "PageUp" else "pruned_step"].append(
+                    (state["shown"] - state["pressed"]) / 1000
+                )
                 marks = [state["shown"], *state["points"]]
                 figures["epoch"] += [(b - a) / 1000 for a, b in zip(marks, marks[1:])]
         finally:
@@ -153,7 +157,7 @@ def one_run(port: int, presses: int, epochs: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="server starts")
-    parser.add_argument("--presses", type=int, default=2, help="slider steps per server start (50%% -> 55%% -> ...)")
+    parser.add_argument("--presses", type=int, default=2, help="slider steps per server start, after one jump")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")

@@ -1,10 +1,12 @@
 """Prune & recover: prune the base, see the accuracy drop at once, and the recovery curve grow."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from plasticity.errors import PlasticityError
 from plasticity.experiment import PruneConfig
-from plasticity.jobs import JobState, prune_work, start_job
+from plasticity.jobs import JobState, prepare_work, prune_work, start_job
 from plasticity.views import channels_table, cost_table, recovery_table
 from ui import charts, widgets
 
@@ -51,6 +53,9 @@ keys, job = st.session_state.get("prune_job", ((), None))
 if keys != wanted:
     if job is not None:
         job.cancel()  # the user moved on: stop fine-tuning a view nobody looks at
+    _, preparing = st.session_state.pop("prepare_job", ((), None))
+    if preparing is not None:
+        preparing.cancel()  # its CPU is this view's now
     job = None
     if len(finished) < len(runs):
         job = start_job(f"Pruning {ratio:.0%} with {criterion} and random", prune_work(runs, store, device, base))
@@ -58,6 +63,16 @@ if keys != wanted:
         # pruned accuracies rather than the next refresh of the live view.
         job.wait_for(lambda state: all(name in state.results for name in runs), timeout=widgets.PROMPT_SECONDS)
     st.session_state["prune_job"] = (wanted, job)
+
+if job is None or job.snapshot().done:
+    # The view is complete: prune the slider's neighbouring positions ahead, in the background, so a
+    # step of the slider shows its pruned accuracies at once (runs stay in memory until asked for).
+    percent = round(ratio * 100)
+    steps = [(percent + step) / 100 for step in (5, -5) if 0 <= percent + step <= 95]
+    neighbours = [replace(run, ratio=near) for near in steps for run in runs.values()]
+    prepared_for = tuple(run.key for run in neighbours)
+    if st.session_state.get("prepare_job", ((), None))[0] != prepared_for:
+        st.session_state["prepare_job"] = (prepared_for, start_job("Preparing", prepare_work(neighbours, store, base)))
 
 
 def show_results(state: JobState | None) -> None:

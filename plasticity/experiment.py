@@ -308,18 +308,34 @@ class PrunedRun:
 
 
 def prune_run(
-    config: PruneConfig, store: RunStore, base: Base, on_progress: Callable[[dict], None] | None = None
+    config: PruneConfig,
+    store: RunStore,
+    base: Base,
+    on_progress: Callable[[dict], None] | None = None,
+    *,
+    prepared: PrunedRun | None = None,
 ) -> PrunedRun:
     """Phase one: prune a copy of the base and report its accuracy (in a tenth of a second on LeNet-5).
 
     The run is marked running in the store; `recover` finishes it (or it is marked failed here).
+    `prepared` is the same config already pruned by `prepare_run`: it is taken over, not pruned again.
     """
     store.start(config.key, "prune", config.to_dict())
+    if prepared is not None and prepared.config == config and prepared.base is base:
+        run = replace(prepared, on_progress=on_progress, started=time.perf_counter())
+        run.report()
+        return run
     try:
         return _prune(config, base, on_progress)
     except BaseException as exc:
         store.fail(config.key, _describe(exc))
         raise
+
+
+def prepare_run(config: PruneConfig, base: Base) -> PrunedRun:
+    """Phase one ahead of time, kept out of the store: pruned and evaluated, for a `prune_run` to take
+    over if the user asks for it (the dashboard prepares the slider's neighbouring positions)."""
+    return _prune(config, base, None)
 
 
 def _prune(config: PruneConfig, base: Base, on_progress) -> PrunedRun:

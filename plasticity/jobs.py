@@ -10,14 +10,27 @@ import sys
 import threading
 import traceback
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
 
+from plasticity.criteria import create_criterion
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base, PruneConfig, TrainConfig, compare, get_base, measure_cost, prune_run, recover
+from plasticity.experiment import (
+    Base,
+    PruneConfig,
+    PrunedRun,
+    TrainConfig,
+    compare,
+    get_base,
+    measure_cost,
+    prepare_run,
+    prune_run,
+    recover,
+)
 from plasticity.masks import MaskConfig, run_masks
 from plasticity.store import RunStore
 from plasticity.studies import Task, pretraining_study
@@ -170,7 +183,7 @@ def prune_work(configs: dict[str, PruneConfig], store: RunStore, device: torch.d
 
             job.report(message=f"pruning with {name}")
             with _all_cores():  # the page waits for these accuracies: a UI thread is idle meanwhile
-                pending[name] = prune_run(config, store, base, on_progress)
+                pending[name] = prune_run(config, store, base, on_progress, prepared=_take_prepared(config.key))
         try:
             for run in pending.values():
                 job.check()
@@ -184,6 +197,47 @@ def prune_work(configs: dict[str, PruneConfig], store: RunStore, device: torch.d
                 store.fail(run.config.key, "stopped before fine-tuning")
 
     return work
+
+
+# Runs pruned ahead of time by `prepare_work`, by config key: the newest few, in memory only.
+_PREPARED: OrderedDict[str, PrunedRun] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+PREPARED_RUNS = 8
+PREPARE_MAX_PARAMS = 5_000_000  # larger bases are not prepared ahead: each copy costs memory and seconds
+
+
+def preparable(config: PruneConfig, base: Base) -> bool:
+    """Whether `prepare_work` would prune `config` ahead: a small base, a criterion that needs neither
+    data nor the training history (those take seconds, which would slow down what the user does next)."""
+    criterion = create_criterion(config.criterion, config.seed)
+    return base.result["params"] <= PREPARE_MAX_PARAMS and not (criterion.needs_data or criterion.needs_history)
+
+
+def prepare_work(configs: list[PruneConfig], store: RunStore, base: Base):
+    """Work that prunes and evaluates `configs` ahead of time, kept in memory, not in the store: a later
+    `prune_work` for one of them takes it over at once. The dashboard prepares the ratios one slider
+    step either side of the view, so stepping the slider shows the pruned accuracy without waiting."""
+
+    def work(job: Job) -> None:
+        for config in configs:
+            job.check()
+            stored = store.get(config.key)
+            with _PREPARED_LOCK:
+                ready = config.key in _PREPARED
+            if ready or (stored and stored.status == "done") or not preparable(config, base):
+                continue
+            run = prepare_run(config, base)
+            with _PREPARED_LOCK:
+                _PREPARED[config.key] = run
+                while len(_PREPARED) > PREPARED_RUNS:
+                    _PREPARED.popitem(last=False)
+
+    return work
+
+
+def _take_prepared(key: str) -> PrunedRun | None:
+    with _PREPARED_LOCK:
+        return _PREPARED.pop(key, None)
 
 
 class _StopCheck(Callback):

@@ -9,6 +9,8 @@ import plotly.io as pio
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from plasticity import jobs
+from plasticity.experiment import PruneConfig, TrainConfig
 from plasticity.jobs import Job, running_jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -106,6 +108,23 @@ def test_moving_the_ratio_shows_pruned_accuracy_then_streams_the_recovery_curve(
     assert not at.get("progress")
     assert metrics(at)["l1: after 2 epochs"] == shown["l1: after 2 epochs"]
     assert at.query_params["ratio"] == "35"
+
+
+def test_a_finished_view_prunes_the_next_slider_steps_ahead_and_a_step_takes_them_over():
+    at = open_page("pages/prune.py", finetune_epochs="1", ratio="10")
+    run_until_done(at, "prune_job")
+    keys, preparing = at.session_state["prepare_job"]
+    assert preparing.wait(60)
+    step = {PruneConfig(TrainConfig(), name, 0.15, 0, 1).key for name in ("l1", "random")}
+    back = {PruneConfig(TrainConfig(), name, 0.05, 0, 1).key for name in ("l1", "random")}
+    assert set(keys) == step | back
+    assert step <= set(jobs._PREPARED)
+
+    at.slider(key="ratio").set_value(15).run()
+    assert metrics(at)["l1: just pruned"].endswith("%") and metrics(at)["random: just pruned"].endswith("%")
+    assert not step & set(jobs._PREPARED)  # taken over by this view's job
+    run_until_done(at, "prune_job")
+    assert metrics(at)["random: after 1 epochs"].endswith("%")
 
 
 def test_mask_only_pruning_matches_removal_and_keeps_the_cost():

@@ -4,8 +4,9 @@ import threading
 
 import pytest
 
-from plasticity.experiment import PruneConfig, TrainConfig, get_base
-from plasticity.jobs import Job, JobCancelled, _StopCheck, prune_work, start_job
+from plasticity import jobs
+from plasticity.experiment import PruneConfig, TrainConfig, get_base, prune_run
+from plasticity.jobs import Job, JobCancelled, _StopCheck, preparable, prepare_work, prune_work, start_job
 from plasticity.store import RunStore
 from plasticity.train import Trainer
 
@@ -103,3 +104,30 @@ def test_the_app_warm_up_imports_the_default_into_the_run_store(tmp_path, monkey
     warm_up()
     run = RunStore(tmp_path).get(TrainConfig().key)
     assert run is not None and run.status == "done" and run.result["acc"] > 0.9
+
+
+def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store, default_base, tmp_path):
+    runs = configs(default_base, 0.65)
+    prepare_work(list(runs.values()), store, default_base)(Job("prepare"))
+    assert all(config.key in jobs._PREPARED for config in runs.values())
+    assert all(store.get(config.key) is None for config in runs.values())  # kept out of the store
+
+    job = RecordingJob("prune")
+    prune_work(runs, store, "cpu", default_base)(job)
+    assert not any(config.key in jobs._PREPARED for config in runs.values())  # taken, not copied
+    fresh = RunStore(tmp_path / "fresh")
+    for name, config in runs.items():
+        pruned_now = prune_run(config, fresh, default_base).result
+        result = job.snapshot().results[name]
+        assert result["acc_pruned"] == pruned_now["acc_pruned"]
+        assert result["channels"] == pruned_now["channels"]
+        assert store.get(config.key).status == "done" and len(result["curve"]) == 1
+
+
+def test_only_quick_criteria_on_small_bases_are_prepared(store, default_base, monkeypatch):
+    weights, data = (PruneConfig(default_base.config, name, 0.3, 0, 1) for name in ("l1", "taylor"))
+    assert preparable(weights, default_base) and not preparable(data, default_base)
+    prepare_work([data], store, default_base)(Job("prepare"))
+    assert data.key not in jobs._PREPARED
+    monkeypatch.setattr(jobs, "PREPARE_MAX_PARAMS", default_base.result["params"] - 1)
+    assert not preparable(weights, default_base)

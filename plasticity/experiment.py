@@ -26,7 +26,7 @@ from plasticity.criteria import create_criterion
 from plasticity.data import Dataset, load_dataset
 from plasticity.errors import InvalidConfigError, PlasticityError
 from plasticity.models import ModelSpec, classifier_layer, create_model
-from plasticity.prune import MODES, PruneResult, check_ratio, measure, prune_model
+from plasticity.prune import MODES, PruneResult, check_ratio, latency_ms, measure, prune_model
 from plasticity.store import RunStore
 from plasticity.train import Callback, EpochEnd, FilterNormHistory, ProgressBar, Trainer, accuracy, seed_everything
 
@@ -377,21 +377,17 @@ def _prune(config: PruneConfig, base: Base, on_progress) -> PrunedRun:
     if config.classes:
         result["classes"] = list(config.classes)
     run = PrunedRun(config, base, data, pruned, result, on_progress, start)
-    run.report()  # the accuracy right after pruning; the cost (a latency measurement) comes in `measure_cost`
+    run.report()  # the accuracy right after pruning; MACs and parameters come in `measure_cost`
     return run
 
 
 def measure_cost(run: PrunedRun) -> None:
-    """MACs, parameters and latency of the pruned model (once; `recover` calls it if nobody did)."""
+    """MACs and parameters of the pruned model (once; `recover` calls it if nobody did). Its latency is
+    measured when fine-tuning is over, beside the base's (`_recover`)."""
     if run.result["macs_pruned"] is not None:
         return
-    cost = measure(run.pruned.model, run.data)
-    run.result.update(
-        macs_pruned=cost.macs,
-        params_pruned=cost.params,
-        nonzero_params_pruned=cost.nonzero_params,
-        latency_ms_pruned=round(cost.latency_ms, 3),
-    )
+    cost = measure(run.pruned.model, run.data, latency=False)
+    run.result.update(macs_pruned=cost.macs, params_pruned=cost.params, nonzero_params_pruned=cost.nonzero_params)
     run.report()
 
 
@@ -426,6 +422,12 @@ def _recover(run: PrunedRun, store: RunStore, progress: bool, extra: Iterable[Ca
     ).fit(config.finetune_epochs)
     result["acc_final"] = result["curve"][-1]["acc"] if result["curve"] else result["acc_pruned"]
     result["seconds"] = round(time.perf_counter() - run.started, 3)
+    # Fine-tuning changes weights, not shapes: the latency is measured now, not before the first epoch
+    # (where it delayed the first point of the curve), and the base's beside it, under the same load
+    # (the base's own figure was measured once, whenever it was imported).
+    inputs = data.example_input(256)
+    result["latency_ms_base"] = round(latency_ms(run.base.model, inputs), 3)
+    result["latency_ms_pruned"] = round(latency_ms(pruned.model, inputs), 3)
 
     structure = {}
     if config.mode == "remove":

@@ -239,15 +239,16 @@ class Cost:
     macs: int
     params: int
     nonzero_params: int
-    latency_ms: float  # median forward time of one batch
+    latency_ms: float | None  # median forward time of one batch (None: not measured)
 
 
-def measure(model: nn.Module, data: Dataset, *, batch: int = 256, repeats: int = 7) -> Cost:
+def measure(model: nn.Module, data: Dataset, *, batch: int = 256, repeats: int = 7, latency: bool = True) -> Cost:
     """MACs and parameters as the dense hardware runs them, and the measured latency of a batch."""
     example = data.example_input(1)
     macs, params = tp.utils.count_ops_and_params(model, example)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    return Cost(int(macs), int(params), nonzero, latency_ms(model, data.example_input(batch), repeats))
+    measured = latency_ms(model, data.example_input(batch), repeats) if latency else None
+    return Cost(int(macs), int(params), nonzero, measured)
 
 
 @torch.no_grad()

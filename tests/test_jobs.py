@@ -41,6 +41,9 @@ def test_every_pruned_accuracy_is_reported_before_any_fine_tuning(store, default
     assert min(pruned) < first_point
     final = job.snapshot().results
     assert all(final[name]["macs_pruned"] < final[name]["macs_base"] for name in runs)
+    # latency is measured when fine-tuning is over (not before the first point), the base's beside it
+    assert all(r[name]["latency_ms_pruned"] is None for r in job.reports[:first_point] for name in r)
+    assert all(final[name]["latency_ms_pruned"] > 0 and final[name]["latency_ms_base"] > 0 for name in runs)
     assert all(store.get(config.key).status == "done" for config in runs.values())
 
 

@@ -428,6 +428,7 @@ def _recover(run: PrunedRun, store: RunStore, progress: bool, extra: Iterable[Ca
     inputs = data.example_input(256)
     result["latency_ms_base"] = round(latency_ms(run.base.model, inputs), 3)
     result["latency_ms_pruned"] = round(latency_ms(pruned.model, inputs), 3)
+    run.report()
 
     structure = {}
     if config.mode == "remove":

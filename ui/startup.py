@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 
 log = logging.getLogger(__name__)
 
-GRACE_SECONDS = 1.5  # after the first script run: the browser fetches the page's element scripts meanwhile
+GRACE_SECONDS = 0.8  # after the first script run: the browser fetches the page's element scripts meanwhile
 LOADED = threading.Event()  # the library and the default base are loaded (or failed to: the pages say why)
 _STARTED = threading.Event()
 _ONCE = threading.Lock()

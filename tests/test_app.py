@@ -205,6 +205,18 @@ def test_a_comparison_can_be_stopped():
     assert (at.dataframe[0].value["status"] == "missing").any()
 
 
+def test_a_base_trained_on_home_becomes_the_selected_base_on_every_page():
+    at = open_page("pages/home.py", train_epochs="1", train_seed="7")
+    at.button(key="train").click().run()
+    run_until_done(at, "train_job")
+    trained = TrainConfig(epochs=1, seed=7).key
+    assert at.selectbox(key="base").value == trained
+    assert "test accuracy" in at.success[0].value
+    assert "1 epochs, seed 7" in at.subheader[0].value  # Home now shows the new base
+    at.switch_page("pages/norms.py").run()
+    assert not at.exception and at.selectbox(key="base").value == trained
+
+
 def test_an_unreachable_data_set_shows_an_error_not_a_traceback():
     at = open_page("pages/home.py")
     at.selectbox(key="dataset").set_value("cifar10").run()

@@ -81,7 +81,7 @@ def sidebar() -> tuple[TrainConfig, str]:
     """The base model and device pickers in the sidebar of every page."""
     bases = {config.key: config for config in stored_bases(run_store())}
     if "next_base" in st.session_state:  # a base trained on the Home page becomes the selection
-        st.session_state["base"] = st.session_state.pop("next_base")
+        st.session_state.setdefault(KEPT, {})["base"] = st.session_state.pop("next_base")
     with st.sidebar:
         wanted = st.query_params.get("base")
         if wanted and wanted not in bases:

@@ -224,7 +224,7 @@ def comparison_chart(summary: pd.DataFrame) -> go.Figure:
             )
         fig.update_xaxes(title="filters pruned (%)", row=1, col=col)
     fig.update_yaxes(title="test accuracy (%)", row=1, col=1)
-    return _layout(fig, "Random pruning vs criteria (band: min to max over seeds)", height=440)
+    return _layout(fig, "Random pruning vs criteria (band: min to max over seeds)", height=480, legend_below=True)
 
 
 MASK_MARKS = {"best": "#2a9d5c", "median": "#1f5fbf", "worst": "#c0392b"}

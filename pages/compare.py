@@ -22,21 +22,19 @@ with criteria_col:
         st.multiselect, "Criteria", list_criteria(), key="criteria", default={"default": ["random", "l1"]}
     )
 with ratios_col:
-    percents = widgets.kept(
-        st.multiselect, "Filters pruned (%)", list(range(5, 100, 5)), key="ratios", default={"default": [25, 50, 75]}
-    )
+    ratios = widgets.ratios_select("ratios", [25, 50, 75])
 with seeds_col:
-    seeds = widgets.kept(st.number_input, "Seeds", min_value=1, max_value=10, key="seeds", default={"value": 2})
+    seeds = widgets.seeds_input("seeds", 2)
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
 
-if not criteria or not percents:
+if not criteria or not ratios:
     st.warning("Pick at least one criterion and one ratio.")
     st.stop()
 
 store = widgets.run_store()
 try:
-    configs = comparison_configs(base.config, criteria, sorted(p / 100 for p in percents), list(range(seeds)), epochs)
+    configs = comparison_configs(base.config, criteria, ratios, seeds, epochs)
 except PlasticityError as exc:
     st.error(str(exc))
     st.stop()
@@ -58,8 +56,8 @@ if run_col.button(
     work = compare_work(
         base.config,
         criteria,
-        sorted(p / 100 for p in percents),
-        list(range(seeds)),
+        ratios,
+        seeds,
         store,
         device,
         finetune_epochs=epochs,

@@ -24,7 +24,6 @@ from plasticity.study_views import (
 from ui import charts, widgets
 
 TOLERANCE = 0.01  # accuracy a pruned model may lose and still count as "as good": one point
-PERCENTS = list(range(5, 100, 5))
 ACCURACY_COLUMNS = {
     "ratio": st.column_config.NumberColumn("filters pruned", format="percent"),
     "acc_base": st.column_config.NumberColumn("unpruned", format="percent"),
@@ -98,13 +97,9 @@ def class_subset_tab() -> None:
         )
     ratios_col, seeds_col, epochs_col, steps_col = st.columns([3, 1, 2, 2])
     with ratios_col:
-        percents = widgets.kept(
-            st.multiselect, "Filters pruned (%)", PERCENTS, key="subset_ratios", default={"default": [25, 50, 75, 90]}
-        )
+        ratios = widgets.ratios_select("subset_ratios", [25, 50, 75, 90])
     with seeds_col:
-        seeds = widgets.kept(
-            st.number_input, "Seeds", min_value=1, max_value=10, key="subset_seeds", default={"value": 1}
-        )
+        seeds = widgets.seeds_input("subset_seeds", 1)
     with epochs_col:
         epochs = widgets.kept(
             st.slider,
@@ -131,13 +126,13 @@ def class_subset_tab() -> None:
     if len(classes) == len(classes_known):
         st.info("Every class is picked: leave some out to see what pruning for a subset gains.")
         return
-    if not criteria or not percents:
+    if not criteria or not ratios:
         st.warning("Pick at least one criterion and one ratio.")
         return
-    subset, ratios = tuple(sorted(classes)), sorted(p / 100 for p in percents)
+    subset = tuple(sorted(classes))
     try:
         subset_epochs = same_steps_epochs(base.data, subset, epochs) if same_steps else epochs
-        configs = subset_configs(base.config, criteria, ratios, list(range(int(seeds))), subset, epochs, subset_epochs)
+        configs = subset_configs(base.config, criteria, ratios, seeds, subset, epochs, subset_epochs)
     except PlasticityError as exc:
         st.error(str(exc))
         return
@@ -155,7 +150,7 @@ def class_subset_tab() -> None:
             base.config,
             criteria,
             ratios,
-            list(range(int(seeds))),
+            seeds,
             subset,
             store,
             device,
@@ -255,17 +250,9 @@ def pretraining_tab() -> None:
         )
     ratios_col, seeds_col, epochs_col, source_epochs_col, finetune_col = st.columns([3, 1, 1, 1, 1])
     with ratios_col:
-        percents = widgets.kept(
-            st.multiselect,
-            "Filters pruned (%)",
-            PERCENTS,
-            key="pretraining_ratios",
-            default={"default": [25, 50, 75, 90]},
-        )
+        ratios = widgets.ratios_select("pretraining_ratios", [25, 50, 75, 90])
     with seeds_col:
-        seeds = widgets.kept(
-            st.number_input, "Seeds", min_value=1, max_value=10, key="pretraining_seeds", default={"value": 2}
-        )
+        seeds = widgets.seeds_input("pretraining_seeds", 2)
     with epochs_col:
         epochs = widgets.kept(
             st.number_input,
@@ -313,10 +300,10 @@ def pretraining_tab() -> None:
             f"ImageNet as the source is offered for torchvision models only ({model} has no ImageNet weights): "
             "offline, the source is another task of the same data set."
         )
-    if not percents:
+    if not ratios:
         st.warning("Pick at least one ratio.")
         return
-    ratios, seed_list = sorted(p / 100 for p in percents), list(range(int(seeds)))
+
     try:
         target = Task.parse(target_text)
         source = IMAGENET if source_text == IMAGENET else Task.parse(source_text)
@@ -326,7 +313,7 @@ def pretraining_tab() -> None:
             source,
             criterion,
             ratios,
-            seed_list,
+            seeds,
             epochs=int(epochs),
             source_epochs=int(source_epochs),
             finetune_epochs=int(finetune_epochs),
@@ -349,7 +336,7 @@ def pretraining_tab() -> None:
             source,
             criterion,
             ratios,
-            seed_list,
+            seeds,
             store,
             device,
             epochs=int(epochs),

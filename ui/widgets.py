@@ -130,6 +130,18 @@ def finetune_epochs_slider() -> int:
     return kept(st.slider, "Fine-tuning epochs", min_value=1, max_value=10, key="finetune_epochs", default={"value": 3})
 
 
+def ratios_select(key: str, default: list[int]) -> list[float]:
+    """Several pruning ratios, picked as percentages in 5% steps; sorted fractions ([] when none)."""
+    percents = kept(st.multiselect, "Filters pruned (%)", list(range(5, 100, 5)), key=key, default={"default": default})
+    return sorted(p / 100 for p in percents)
+
+
+def seeds_input(key: str, default: int) -> list[int]:
+    """How many seeds to run, as the seeds themselves: 0, 1, ..."""
+    count = kept(st.number_input, "Seeds", min_value=1, max_value=10, key=key, default={"value": default})
+    return list(range(int(count)))
+
+
 def memo(name: str, signature: Hashable, build: Callable[[], T]) -> T:
     """`build()`, made again only when `signature` changes: a live view redraws twice a second, and
     rebuilding plotly figures each time would take the CPU from the training it shows."""

@@ -42,6 +42,22 @@ def _layout(fig: go.Figure, title: str, height: int = 420, legend_below: bool = 
     return fig
 
 
+def _band(x: list, upper: list, lower: list, color: str, group: str) -> go.Scatter:
+    """A shaded area between `lower` and `upper` over `x`, in `group`'s colour, with no legend entry."""
+    return go.Scatter(
+        x=x + x[::-1],
+        y=upper + lower[::-1],
+        fill="toself",
+        fillcolor=color,
+        mode="lines",
+        opacity=0.18,
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=group,
+    )
+
+
 def recovery_chart(table: pd.DataFrame, base_accuracy: float, epochs: int) -> go.Figure:
     """Accuracy against fine-tuning epoch, one line per run, the base's accuracy as a dashed line."""
     fig = go.Figure()
@@ -188,17 +204,7 @@ def comparison_chart(summary: pd.DataFrame) -> go.Figure:
             color = color_for(name, names)
             x = (rows["ratio"] * 100).tolist()
             fig.add_trace(
-                go.Scatter(
-                    x=x + x[::-1],
-                    y=(rows["max"] * 100).tolist() + (rows["min"] * 100).tolist()[::-1],
-                    fill="toself",
-                    fillcolor=color,
-                    opacity=0.18,
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=name,
-                ),
+                _band(x, (rows["max"] * 100).tolist(), (rows["min"] * 100).tolist(), color, name),
                 row=1,
                 col=col,
             )
@@ -501,18 +507,7 @@ def pretraining_chart(summary: pd.DataFrame) -> go.Figure:
             spread = [rows["acc_base_std"].mean() * 100, *(rows[f"{stage}_std"] * 100)]
             seeds = [int(rows["seeds"].max()), *rows["seeds"]]
             fig.add_trace(
-                go.Scatter(
-                    x=x + x[::-1],
-                    y=[m + s for m, s in zip(mean, spread)] + [m - s for m, s in zip(mean, spread)][::-1],
-                    fill="toself",
-                    fillcolor=color,
-                    mode="lines",
-                    opacity=0.18,
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=modality,
-                ),
+                _band(x, [m + s for m, s in zip(mean, spread)], [m - s for m, s in zip(mean, spread)], color, modality),
                 row=1,
                 col=col,
             )

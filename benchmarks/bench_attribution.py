@@ -26,10 +26,10 @@ import time
 import torch
 
 from plasticity import attribution
-from plasticity.criteria import Layer, create_criterion
-from plasticity.experiment import TrainConfig, get_base
 from plasticity.inspection import layer_maps, rank_filters, where_they_look
-from plasticity.prune import prune_model
+from plasticity.pruning.criteria import Layer, create_criterion
+from plasticity.pruning.prune import prune_model
+from plasticity.runs import TrainConfig, get_base
 from plasticity.store import RunStore
 from plasticity.train import resolve_device
 

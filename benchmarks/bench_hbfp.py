@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from plasticity.experiment import TrainConfig, get_base
-from plasticity.hbfp import HbfpConfig, run_hbfp, within_threshold
+from plasticity.runs import TrainConfig, get_base
+from plasticity.runs.hbfp import HbfpConfig, run_hbfp, within_threshold
 from plasticity.store import RunStore
 
 VARIANTS = {

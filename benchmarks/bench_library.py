@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from plasticity.criteria import create_criterion
-from plasticity.experiment import TrainConfig, get_base
 from plasticity.models import ModelSpec, create_model
-from plasticity.prune import latency_ms, prune_model
+from plasticity.pruning import latency_ms, prune_model
+from plasticity.pruning.criteria import create_criterion
+from plasticity.runs import TrainConfig, get_base
 from plasticity.store import RunStore
 from plasticity.train import FilterNormHistory, Trainer, accuracy, resolve_device, seed_everything
 

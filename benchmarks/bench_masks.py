@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from plasticity.experiment import TrainConfig, get_base
-from plasticity.masks import MaskSearch, ranked, retrain_masked
+from plasticity.pruning.masks import MaskSearch, ranked, retrain_masked
+from plasticity.runs import TrainConfig, get_base
 from plasticity.store import RunStore
 from plasticity.train import accuracy
 

@@ -6,11 +6,12 @@ import streamlit as st
 
 from plasticity.attribution import LAYER_METHODS, list_input_methods, list_layer_methods
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base, PruneConfig
 from plasticity.inspection import FilterRanking, Looking, finetuned_model, gallery, layer_maps, rank_filters
 from plasticity.inspection import where_they_look as looking_at
-from plasticity.jobs import JobState, prune_work, start_job
-from ui import attribution_charts, widgets
+from plasticity.jobs import JobState
+from plasticity.runs import Base, PruneConfig
+from ui import jobs, widgets
+from ui.charts import attribution as charts
 
 INPUT_LABELS = {"integrated-gradients": "integrated gradients", "saliency": "saliency (|gradient|)"}
 THUMBNAILS_PER_ROW = 10
@@ -118,7 +119,7 @@ st.markdown(
     "follows, only the positions that win their window pass anything on: the attribution is sparser."
 )
 widgets.show_chart(
-    attribution_charts.filter_grid(
+    charts.filter_grid(
         activation,
         attribution,
         order,
@@ -141,33 +142,23 @@ input_method = widgets.kept(
 )
 run = PruneConfig(base.config, criterion, ratio, 0, epochs)  # the run the Prune & recover page makes
 store = widgets.run_store()
-stored = store.get(run.key)
-done = stored is not None and stored.status == "done"
-key, job = st.session_state.get("attribution_job", (None, None))
-if key != run.key:
-    if job is not None:
-        job.cancel()  # the user moved on: stop fine-tuning a network nobody looks at
-    job = None
-    if not done:
-        work = prune_work({criterion: run}, store, device, base)
-        job = start_job(f"Fine-tuning after {criterion} at {ratio:.0%}", work)
-    st.session_state["attribution_job"] = (run.key, job)
+job_label = f"Fine-tuning after {criterion} at {ratio:.0%}"
+_, job, _ = jobs.follow_runs("attribution_job", {criterion: run}, store, device, base, job_label)
 
 
 def show_looks(state: JobState | None) -> None:
     status = st.empty()  # one slot, whatever it holds, so the chart below never changes place between reruns
-    ready = store.get(run.key)
     models = {"base": base.model, f"pruned by {criterion}": ranked.model}
-    if ready is not None and ready.status == "done":
+    if store.done(run.key):
         models[f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}"] = finetuned(run, run.key, device)
     elif state is not None and state.running:
         status.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
     else:
         with status.container():
-            widgets.show_job_problem(state)
+            jobs.show_problem(state)
     found = looks(models, base, (base.config.key, device, *models, run.key), index, input_method)
     image = test.images[index, 0].cpu().numpy().astype(np.float32)
-    widgets.show_chart(attribution_charts.where_they_look_chart(image, found, input_method, label), "where-they-look")
+    widgets.show_chart(charts.where_they_look_chart(image, found, input_method, label), "where-they-look")
     if len(found) == 3:
         st.caption(
             f"Similarity is the cosine of two attribution maps: 1 when two networks weigh the same pixels alike. "
@@ -175,4 +166,4 @@ def show_looks(state: JobState | None) -> None:
         )
 
 
-widgets.follow(job, show_looks)
+jobs.follow(job, show_looks)

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from plasticity.criteria import list_criteria
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, compare_work, start_job
-from plasticity.views import comparison_configs, comparison_summary, comparison_table
-from ui import charts, widgets
+from plasticity.jobs import JobState, start_job, study_work
+from plasticity.pruning.criteria import list_criteria
+from plasticity.studies import Comparison
+from ui import jobs, widgets
+from ui.charts.compare import comparison_chart
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -34,50 +35,28 @@ if not criteria or not ratios:
 
 store = widgets.run_store()
 try:
-    configs = comparison_configs(base.config, criteria, ratios, seeds, epochs)
+    study = Comparison(base.config, criteria, ratios, seeds, epochs, base_seed=base.config.seed)
+    wanted = study.keys()
 except PlasticityError as exc:
     st.error(str(exc))
     st.stop()
 
-wanted = tuple(c.key for c in configs)
-keys, job = st.session_state.get("compare_job", ((), None))
-if keys != wanted:
-    job = None
-running = job is not None and job.snapshot().running
-missing = sum(1 for c in configs if not ((run := store.get(c.key)) and run.status == "done"))
-
-run_col, stop_col, _ = st.columns([2, 1, 4])
-if run_col.button(
-    f"Run the {missing} missing runs" if missing else "Every run is done",
-    type="primary",
-    disabled=running or missing == 0,
-    key="run_missing",
-):
-    work = compare_work(
-        base.config,
-        criteria,
-        ratios,
-        seeds,
-        store,
-        device,
-        finetune_epochs=epochs,
-    )
-    job = start_job(f"Comparing {', '.join(criteria)}", work)
-    st.session_state["compare_job"] = (wanted, job)
-if stop_col.button("Stop", disabled=job is None or not job.snapshot().running, key="stop"):
-    job.cancel()
+job = jobs.run_and_stop(
+    "compare_job",
+    wanted,
+    lambda: start_job(f"Comparing {', '.join(criteria)}", study_work(study, store, device)),
+    label=jobs.missing_label(study.missing(store)),
+    run_key="run_missing",
+    stop_key="stop",
+)
 
 
 def show_comparison(state: JobState | None) -> None:
-    if state is not None and state.running:
-        st.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
-    widgets.show_job_problem(state)
-    table = comparison_table(configs, store)
-    failed = table[table["status"].str.startswith("failed")]
-    for status in failed["status"].unique():
-        st.warning(f"Some runs failed ({status.removeprefix('failed: ')}); running them again retries them.")
+    jobs.show_progress(state)
+    table = study.table(store)
+    jobs.show_failures(table)
     if (table["status"] == "done").any():
-        widgets.show_chart(charts.comparison_chart(comparison_summary(table)), "random-vs-criterion")
+        widgets.show_chart(comparison_chart(study.chart_summary(table)), "random-vs-criterion")
     else:
         st.info("No run of this comparison is done yet: press the button above to run them.")
     st.dataframe(
@@ -105,4 +84,4 @@ def show_comparison(state: JobState | None) -> None:
     st.caption("To save the chart as PNG, use the camera button at the top right of the chart.")
 
 
-widgets.follow(job, show_comparison)
+jobs.follow(job, show_comparison)

@@ -5,8 +5,6 @@ from dataclasses import replace
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base
-from plasticity.hbfp import STEPS, HbfpConfig, hbfp_work, stored_rounds
 from plasticity.hbfp_views import (
     distance_matrix,
     first_round_pairs,
@@ -15,9 +13,12 @@ from plasticity.hbfp_views import (
     steps_table,
     trajectory_table,
 )
-from plasticity.jobs import JobState, start_job
-from plasticity.pairs import DROP_RULES
-from ui import charts, widgets
+from plasticity.jobs import JobState, runs_work, start_job
+from plasticity.pruning.pairs import DROP_RULES
+from plasticity.runs import Base
+from plasticity.runs.hbfp import STEPS, HbfpConfig, stored_rounds
+from ui import jobs, widgets
+from ui.charts import hbfp as charts
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -80,7 +81,7 @@ with drop_col:
     drop = widgets.kept(
         st.selectbox,
         "Filter of a pair pruned",
-        list(DROP_RULES),
+        DROP_RULES.names(),
         key="drop",
         default={},
         help="lower-importance: the one with the smaller l1-norm after optimisation (the paper's 'importance'); "
@@ -128,29 +129,19 @@ if baselines:
     configs |= {name: replace(hbfp_config, criterion=name) for name in ("l1", "random")}
 
 wanted = tuple(c.key for c in configs.values())
-keys, job = st.session_state.get("hbfp_job", ((), None))
-if keys != wanted:
-    job = None
-running = job is not None and job.snapshot().running
-missing = [name for name, c in configs.items() if not ((run := store.get(c.key)) and run.status == "done")]
-
-run_col, cancel_col, _ = st.columns([2, 1, 4])
-if run_col.button(
-    f"Run the rounds ({', '.join(missing)})" if missing else "Every round is done",
-    type="primary",
-    disabled=running or not missing,
-    key="run_rounds",
-):
-    job = start_job(f"HBFP rounds at {round_percent}% a round", hbfp_work(configs, store, device, base))
-    st.session_state["hbfp_job"] = (wanted, job)
-if cancel_col.button("Stop", disabled=not running, key="stop_rounds"):
-    job.cancel()
+missing = [name for name, c in configs.items() if not store.done(c.key)]
+job = jobs.run_and_stop(
+    "hbfp_job",
+    wanted,
+    lambda: start_job(f"HBFP rounds at {round_percent}% a round", runs_work(configs, store, device, base)),
+    label=f"Run the rounds ({', '.join(missing)})" if missing else "Every round is done",
+    run_key="run_rounds",
+    stop_key="stop_rounds",
+)
 
 
 def show_rounds(state: JobState | None) -> None:
-    if state is not None and state.running:
-        st.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
-    widgets.show_job_problem(state)
+    jobs.show_progress(state)
     rounds = {name: stored_rounds(c, store) for name, c in configs.items()}
     if not any(rounds.values()):
         st.info("No round has run yet with these settings: press the button above.")
@@ -161,8 +152,7 @@ def show_rounds(state: JobState | None) -> None:
         widgets.show_chart(charts.hbfp_rounds_chart(table, base.result["acc"]), "hbfp-rounds")
     with table_col:
         for name, c in configs.items():
-            run = store.get(c.key)
-            if run and run.status == "done":
+            if run := store.done(c.key):
                 r = run.result
                 st.markdown(
                     f"**{name}** kept round {r['final_round']}: {r['macs_reduction']:.1%} of MACs removed, "
@@ -184,7 +174,7 @@ def show_rounds(state: JobState | None) -> None:
         )
 
 
-widgets.follow(job, show_rounds)
+jobs.follow(job, show_rounds)
 
 st.subheader("Step through a round")
 rounds = stored_rounds(hbfp_config, store)

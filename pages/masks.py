@@ -3,11 +3,13 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base
-from plasticity.jobs import JobState, masks_work, start_job
-from plasticity.masks import MaskConfig, MaskSearch, layer_images, list_granularities
+from plasticity.jobs import JobState
+from plasticity.pruning.masks import MaskSearch, layer_images, list_granularities
+from plasticity.runs import Base, MaskConfig
 from plasticity.views import recovery_table
-from ui import charts, widgets
+from ui import jobs, widgets
+from ui.charts import masks as charts
+from ui.charts.prune import recovery_chart
 
 WHAT_GOES = {
     "feature-map": "Feature maps: whole filters go, and with them the next layer's inputs that read them, "
@@ -86,28 +88,16 @@ except PlasticityError as exc:
     st.stop()
 
 store = widgets.run_store()
-stored = {name: store.get(run.key) for name, run in runs.items()}
-finished = {name: run.result for name, run in stored.items() if run is not None and run.status == "done"}
-wanted = tuple(run.key for run in runs.values())
-keys, job = st.session_state.get("masks_job", ((), None))
-if keys != wanted:
-    if job is not None:
-        job.cancel()  # the user moved on: stop work nobody looks at
-    job = None
-    if len(finished) < len(runs):
-        label = f"{int(n_masks)} {granularity} masks at {ratio:.0%}"
-        job = start_job(label, masks_work(runs, store, device, base))
-    st.session_state["masks_job"] = (wanted, job)
+label = f"{int(n_masks)} {granularity} masks at {ratio:.0%}"
+finished, job, _ = jobs.follow_runs("masks_job", runs, store, device, base, label)
 
 
 def show_results(state: JobState | None) -> None:
     results = {**(state.results if state else {}), **finished}
     if state is not None and state.running:
         st.progress(state.progress, text=state.message or "starting")
-    if widgets.show_job_problem(state):
-        if st.button("Try again", key="retry"):
-            st.session_state.pop("masks_job", None)
-            st.rerun()
+    if jobs.show_problem(state):
+        jobs.retry_button("masks_job")
     best, median = results.get("best"), results.get("median")
     scored = max((r for r in results.values()), key=lambda r: len(r["val_accs"]), default=None)
     val_accs = scored["val_accs"] if scored else []
@@ -138,7 +128,7 @@ def show_results(state: JobState | None) -> None:
         return
     curve_col, image_col = st.columns([1, 1])
     with curve_col:
-        widgets.show_chart(charts.recovery_chart(recovery_table(shown), base.result["acc"], epochs), "mask-recovery")
+        widgets.show_chart(recovery_chart(recovery_table(shown), base.result["acc"], epochs), "mask-recovery")
         st.caption(
             f"MACs per image (conv and linear layers): {best['macs_base']:,} before pruning; "
             f"{best['macs_sparse']:,} for a sparse kernel that skips the removed weights; "
@@ -154,4 +144,4 @@ def show_results(state: JobState | None) -> None:
             )
 
 
-widgets.follow(job, show_results)
+jobs.follow(job, show_results)

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base
+from plasticity.runs import Base
 from plasticity.views import filters_pruned_by, norm_matrix, norm_table
-from ui import charts, widgets
+from ui import widgets
+from ui.charts import norms as charts
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)

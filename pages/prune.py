@@ -5,10 +5,11 @@ from dataclasses import replace
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.experiment import PruneConfig
-from plasticity.jobs import JobState, prepare_work, prune_work, start_job
+from plasticity.jobs import JobState, prepare_work, start_job
+from plasticity.runs import PruneConfig
 from plasticity.views import channels_table, cost_table, recovery_table
-from ui import charts, widgets
+from ui import jobs, widgets
+from ui.charts import prune as charts
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -46,23 +47,16 @@ except PlasticityError as exc:
     st.stop()
 
 store = widgets.run_store()
-stored = {name: store.get(run.key) for name, run in runs.items()}
-finished = {name: run.result for name, run in stored.items() if run is not None and run.status == "done"}
-wanted = tuple(run.key for run in runs.values())
-keys, job = st.session_state.get("prune_job", ((), None))
-if keys != wanted:
-    if job is not None:
-        job.cancel()  # the user moved on: stop fine-tuning a view nobody looks at
+label = f"Pruning {ratio:.0%} with {criterion} and random"
+finished, job, fresh = jobs.follow_runs("prune_job", runs, store, device, base, label)
+if fresh:
     _, preparing = st.session_state.pop("prepare_job", ((), None))
     if preparing is not None:
         preparing.cancel()  # its CPU is this view's now
-    job = None
-    if len(finished) < len(runs):
-        job = start_job(f"Pruning {ratio:.0%} with {criterion} and random", prune_work(runs, store, device, base))
+    if job is not None:
         # Pruning and evaluating takes a fraction of a second: wait for it, so this very rerun shows the
         # pruned accuracies rather than the next refresh of the live view.
         job.wait_for(lambda state: all(name in state.results for name in runs), timeout=widgets.PROMPT_SECONDS)
-    st.session_state["prune_job"] = (wanted, job)
 
 if job is None or job.snapshot().done:
     # The view is complete: prune the slider's neighbouring positions ahead, in the background, so a
@@ -79,10 +73,8 @@ def show_results(state: JobState | None) -> None:
     results = {**(state.results if state else {}), **finished}
     if state is not None and state.running:
         st.progress(state.progress, text=state.message or "pruning")
-    if widgets.show_job_problem(state):
-        if st.button("Try again", key="retry"):
-            st.session_state.pop("prune_job", None)
-            st.rerun()
+    if jobs.show_problem(state):
+        jobs.retry_button("prune_job")
     metrics = st.columns(1 + 2 * len(runs))
     metrics[0].metric("Before pruning", f"{base.result['acc']:.1%}")
     for i, name in enumerate(runs):
@@ -121,4 +113,4 @@ def show_results(state: JobState | None) -> None:
         )
 
 
-widgets.follow(job, show_results)
+jobs.follow(job, show_results)

@@ -14,7 +14,7 @@ from torch import nn
 
 from plasticity.errors import CheckpointError
 from plasticity.models import ModelSpec, create_model
-from plasticity.prune import apply_structure
+from plasticity.pruning.prune import apply_structure
 from plasticity.train import FilterNormHistory
 
 FORMAT = "plasticity/checkpoint"

@@ -10,7 +10,11 @@ class PlasticityError(Exception):
     """Base class of the errors that are meant to reach the user as a message."""
 
 
-class UnknownNameError(PlasticityError, KeyError):
+class InvalidConfigError(PlasticityError, ValueError):
+    """A value outside its allowed range, or settings that do not fit together."""
+
+
+class UnknownNameError(InvalidConfigError, KeyError):
     """A model, data set or criterion name that no registry knows."""
 
     def __init__(self, kind: str, name: str, known: list[str], plural: str | None = None):
@@ -19,10 +23,6 @@ class UnknownNameError(PlasticityError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
-
-
-class InvalidConfigError(PlasticityError, ValueError):
-    """A value outside its allowed range, or settings that do not fit together."""
 
 
 class DatasetUnavailableError(PlasticityError):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from plasticity.experiment import Base
-from plasticity.hbfp import HbfpConfig, filters_per_round
-from plasticity.pairs import find_pairs, pair_distances
-from plasticity.prune import dependency_graph, prunable_groups
+from plasticity.pruning.groups import dependency_graph, prunable_groups
+from plasticity.pruning.pairs import find_pairs, pair_distances
+from plasticity.runs.base import Base
+from plasticity.runs.hbfp import HbfpConfig, round_counts
 from plasticity.train import FilterNormHistory
 
 
@@ -25,12 +25,7 @@ def distance_matrix(history: FilterNormHistory, layer: str, norm: str = "l1") ->
 def first_round_pairs(base: Base, config: HbfpConfig) -> list[dict]:
     """The pairs the first round of `config` takes from the base's history (before any optimisation)."""
     groups = prunable_groups(base.model, dependency_graph(base.model, base.data.example_input()))
-    history = base.history
-    counts = {
-        g.root: filters_per_round(history.width[g.root], len(history.original_index[g.root]), config.round_ratio)
-        for g in groups
-    }
-    return [pair.to_dict() for pair in find_pairs(history, counts)]
+    return [pair.to_dict() for pair in find_pairs(base.history, round_counts(groups, base.history, config.round_ratio))]
 
 
 PAIR_COLUMNS = ["layer", "pair", "a", "b", "distance", "gap_before", "gap_after", "dropped"]

@@ -12,11 +12,13 @@ from torch import nn
 
 from plasticity.attribution import FilterMaps, filter_maps, input_attribution, map_similarity
 from plasticity.checkpoint import load_checkpoint
-from plasticity.criteria import create_criterion
 from plasticity.data import Dataset
 from plasticity.errors import InvalidConfigError
-from plasticity.experiment import Base, PruneConfig
-from plasticity.prune import dependency_graph, prunable_groups, prune_model
+from plasticity.pruning.criteria import create_criterion
+from plasticity.pruning.groups import dependency_graph, prunable_groups
+from plasticity.pruning.prune import prune_model
+from plasticity.runs.base import Base
+from plasticity.runs.prune import PruneConfig
 from plasticity.store import RunStore
 
 
@@ -50,8 +52,8 @@ def rank_filters(base: Base, criterion: str, ratio: float, seed: int = 0) -> Fil
 
 def finetuned_model(config: PruneConfig, store: RunStore, device: torch.device | str = "cpu") -> nn.Module | None:
     """The fine-tuned network of a finished prune run in the store, or None when it is not done."""
-    run = store.get(config.key)
-    if not (run and run.status == "done" and run.checkpoint and run.checkpoint.exists()):
+    run = store.done(config.key)
+    if not (run and run.checkpoint and run.checkpoint.exists()):
         return None
     return load_checkpoint(run.checkpoint).build_model(device).eval()
 

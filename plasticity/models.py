@@ -44,16 +44,14 @@ TORCHVISION_PREFIX = "torchvision:"
 
 
 def list_models() -> list[str]:
-    return MODELS.names() + [f"{TORCHVISION_PREFIX}<name>"]
+    return MODELS.names() + MODELS.families()
 
 
 def create_model(spec: ModelSpec) -> nn.Module:
     if spec.width <= 0:
         raise InvalidConfigError(f"width must be positive; got {spec.width}")
-    if spec.name.startswith(TORCHVISION_PREFIX):
-        return _torchvision_model(spec)
     factory = MODELS.get(spec.name)
-    if spec.pretrained:
+    if spec.pretrained and not getattr(factory, "pretrained_weights", False):
         raise InvalidConfigError(
             f"{spec.name} has no pretrained weights; pretrained weights exist for {TORCHVISION_PREFIX}<name> models"
         )
@@ -194,6 +192,7 @@ class _GreyToRGB(nn.Module):
         return x.expand(-1, 3, -1, -1)
 
 
+@MODELS.register_family(TORCHVISION_PREFIX)
 def _torchvision_model(spec: ModelSpec) -> nn.Module:
     import torchvision
 
@@ -229,3 +228,6 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
             if child is head:
                 setattr(parent, child_name, nn.Linear(head.in_features, num_classes))
                 return
+
+
+_torchvision_model.pretrained_weights = True  # type: ignore[attr-defined]

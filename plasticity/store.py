@@ -70,6 +70,10 @@ class Run:
     started: float
     finished: float | None
 
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
 
 class RunStore:
     def __init__(self, home: Path | str | None = None):
@@ -111,6 +115,11 @@ class RunStore:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
         return _run(row) if row else None
+
+    def done(self, key: str) -> Run | None:
+        """The run `key` if it is done (its result is there to reuse), else None."""
+        run = self.get(key)
+        return run if run is not None and run.done else None
 
     def runs(self, kind: str | None = None, status: str | None = None) -> list[Run]:
         query, args = "SELECT * FROM runs WHERE 1=1", []

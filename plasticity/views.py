@@ -1,4 +1,5 @@
-"""Chart-ready tables (pandas) for the dashboard, built from bases, runs and histories.
+"""Chart-ready tables (pandas) for the dashboard, built from bases, runs and histories (a study's own
+tables are its `table()` and `chart_summary()`).
 
 Nothing here draws: each function turns library objects into a tidy DataFrame, so a page
 only picks a chart for it, and the same table can be checked in a test or saved as CSV.
@@ -6,14 +7,12 @@ only picks a chart for it, and the same table can be checked in a test or saved 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 
-from plasticity.criteria import create_criterion
 from plasticity.data import format_classes
-from plasticity.experiment import Base, PruneConfig, TrainConfig
-from plasticity.prune import prune_model
+from plasticity.pruning.criteria import create_criterion
+from plasticity.pruning.prune import prune_model
+from plasticity.runs.base import Base, TrainConfig
 from plasticity.store import RunStore
 from plasticity.train import FilterNormHistory
 
@@ -110,58 +109,3 @@ def cost_table(results: dict[str, dict]) -> pd.DataFrame:
             "latency (ms / 256 images)": result["latency_ms_pruned"],
         }
     return pd.DataFrame(columns)
-
-
-def comparison_configs(
-    base: TrainConfig, criteria: list[str], ratios: list[float], seeds: list[int], finetune_epochs: int
-) -> list[PruneConfig]:
-    """The runs `compare(..., base_seed=base.seed)` makes: every seed prunes the same base."""
-    return [
-        PruneConfig(replace(base, seed=base.seed), criterion, ratio, seed, finetune_epochs)
-        for seed in seeds
-        for criterion in criteria
-        for ratio in ratios
-    ]
-
-
-COMPARISON_COLUMNS = [
-    "criterion",
-    "ratio",
-    "seed",
-    "acc_base",
-    "acc_pruned",
-    "acc_final",
-    "macs_pruned",
-    "params_pruned",
-    "latency_ms_pruned",
-    "status",
-]
-
-
-def comparison_table(configs: list[PruneConfig], store: RunStore) -> pd.DataFrame:
-    """One row per run of the comparison, read from the store; runs not done yet have no numbers."""
-    rows = []
-    for config in configs:
-        run = store.get(config.key)
-        row = {"criterion": config.criterion, "ratio": config.ratio, "seed": config.seed}
-        if run and run.status == "done":
-            row.update({k: run.result.get(k) for k in COMPARISON_COLUMNS[3:-1]}, status="done")
-        else:
-            row["status"] = run.status if run else "missing"
-            if run and run.error:
-                row["status"] = f"failed: {run.error}"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-
-
-def comparison_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, min and max over seeds of the accuracy after pruning and after fine-tuning."""
-    done = table[table["status"] == "done"].melt(
-        id_vars=["criterion", "ratio", "seed"],
-        value_vars=["acc_pruned", "acc_final"],
-        var_name="stage",
-        value_name="accuracy",
-    )
-    done["accuracy"] = done["accuracy"].astype(float)
-    summary = done.groupby(["stage", "criterion", "ratio"], sort=False)["accuracy"].agg(["mean", "min", "max", "count"])
-    return summary.reset_index().sort_values(["stage", "criterion", "ratio"])

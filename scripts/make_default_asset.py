@@ -11,8 +11,8 @@ import shutil
 import sys
 import tempfile
 
-from plasticity.card import DEFAULT_CARD, card_of
-from plasticity.experiment import ASSETS, TrainConfig, get_base, train_base
+from plasticity.card import ASSETS, DEFAULT_CARD, card_of
+from plasticity.runs import TrainConfig, get_base, train_base
 from plasticity.store import RunStore
 from plasticity.views import base_label
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from plasticity.experiment import TrainConfig, dataset_on, get_base
+from plasticity.runs import TrainConfig, dataset_on, get_base
 from plasticity.store import RunStore
 
 

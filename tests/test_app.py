@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from plasticity import jobs
-from plasticity.experiment import PruneConfig, TrainConfig
 from plasticity.jobs import Job, running_jobs
+from plasticity.runs import PruneConfig, TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/home.py", "pages/prune.py", "pages/norms.py", "pages/compare.py"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from plasticity.attribution import channel_attribution, filter_maps, input_attribution, list_input_methods
-from plasticity.criteria import Attribution, Layer, create_criterion
 from plasticity.data import Split
 from plasticity.errors import InvalidConfigError
 from plasticity.inspection import black_image, gallery, layer_maps, rank_filters, where_they_look
-from plasticity.prune import prune_model
+from plasticity.pruning.criteria import Attribution, Layer, create_criterion
+from plasticity.pruning.prune import prune_model
 
 METHODS = ["attribution", "attribution:conductance", "attribution:ablation"]
 FEW = 16  # validation images per test: enough to rank filters, few enough for the path methods
@@ -44,8 +44,11 @@ def test_a_filter_zeroed_by_hand_gets_zero_attribution(name, default_base, mnist
         model.conv2.weight[7] = 0.0
         model.conv2.bias[7] = 0.0
     scores = importance(name, model, mnist)["conv2"]
-    assert scores[7] == 0.0
-    assert (scores[torch.arange(50) != 7] > 0).all()
+    # zero up to rounding: ablation subtracts two forward passes, whose sums a thread team may order
+    # differently (6.7e-07 seen at 2 threads); every live filter scores far above that
+    tiny = 1e-5 * float(scores.max())
+    assert abs(float(scores[7])) <= tiny
+    assert (scores[torch.arange(50) != 7] > tiny).all()
 
 
 def test_gradient_x_activation_and_ablation_match_a_computation_by_hand(default_base, mnist):

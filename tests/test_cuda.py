@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from plasticity.criteria import create_criterion
-from plasticity.experiment import PruneConfig, TrainConfig, get_base, run_prune
-from plasticity.prune import prune_model
+from plasticity.pruning.criteria import create_criterion
+from plasticity.pruning.prune import prune_model
+from plasticity.runs import PruneConfig, TrainConfig, get_base, run_prune
 from plasticity.store import RunStore
 from plasticity.train import accuracy, resolve_device
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from plasticity.experiment import TrainConfig, get_base
-from plasticity.hbfp import HbfpConfig, run_hbfp
+from plasticity.runs import TrainConfig, get_base
+from plasticity.runs.hbfp import HbfpConfig, run_hbfp
 from plasticity.store import RunStore
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

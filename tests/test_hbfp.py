@@ -9,12 +9,10 @@ import torch
 
 from plasticity import cli
 from plasticity.checkpoint import load_checkpoint
-from plasticity.criteria import HBFP, create_criterion
 from plasticity.errors import InvalidConfigError, UnknownNameError
-from plasticity.experiment import TrainConfig, get_base
-from plasticity.hbfp import HbfpConfig, filters_per_round, run_hbfp, stored_rounds, within_threshold
 from plasticity.models import ModelSpec, create_model
-from plasticity.pairs import (
+from plasticity.pruning.criteria import HBFP, create_criterion
+from plasticity.pruning.pairs import (
     DEFAULT_STRENGTH,
     Pair,
     PairRegulariser,
@@ -23,7 +21,9 @@ from plasticity.pairs import (
     pair_distances,
     select_pairs,
 )
-from plasticity.prune import prune_model
+from plasticity.pruning.prune import prune_model
+from plasticity.runs import TrainConfig, get_base
+from plasticity.runs.hbfp import HbfpConfig, filters_per_round, run_hbfp, stored_rounds, within_threshold
 from plasticity.store import RunStore
 from plasticity.train import FilterNormHistory, Trainer, conv_layers, seed_everything
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from plasticity import card as cards
 from plasticity.card import BaseCard, card_of, default_card
-from plasticity.experiment import TrainConfig
+from plasticity.runs import TrainConfig
 from plasticity.views import base_label
 from ui import sketch, startup
 

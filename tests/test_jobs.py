@@ -5,8 +5,9 @@ import threading
 import pytest
 
 from plasticity import jobs
-from plasticity.experiment import PruneConfig, TrainConfig, get_base, prune_run
-from plasticity.jobs import Job, JobCancelled, _StopCheck, preparable, prepare_work, prune_work, start_job
+from plasticity.jobs import Job, JobCancelled, StopCheck, prepare_work, runs_work, start_job
+from plasticity.runs import PruneConfig, TrainConfig, get_base, prune_run
+from plasticity.runs import prune as prune_runs
 from plasticity.store import RunStore
 from plasticity.train import Trainer
 
@@ -33,7 +34,7 @@ def configs(base, ratio: float, epochs: int = 1) -> dict[str, PruneConfig]:
 def test_every_pruned_accuracy_is_reported_before_any_fine_tuning(store, default_base):
     runs = configs(default_base, 0.4)
     job = RecordingJob("prune")
-    prune_work(runs, store, "cpu", default_base)(job)
+    runs_work(runs, store, "cpu", default_base)(job)
 
     first_point = next(i for i, r in enumerate(job.reports) if any(res["curve"] for res in r.values()))
     pruned = [i for i, r in enumerate(job.reports) for name in r if name in runs]
@@ -51,20 +52,20 @@ def test_a_job_stopped_before_fine_tuning_keeps_no_half_run(store, default_base)
     runs = configs(default_base, 0.45)
     job = RecordingJob("prune", stop_when=lambda state: set(state.results) == set(runs))
     with pytest.raises(JobCancelled):
-        prune_work(runs, store, "cpu", default_base)(job)
+        runs_work(runs, store, "cpu", default_base)(job)
     statuses = {store.get(config.key).status for config in runs.values()}
     assert statuses == {"failed"}  # retried next time, never shown as a result
     assert all(result["curve"] == [] for result in job.snapshot().results.values())
 
 
 def test_a_stop_ends_training_within_one_step(default_base):
-    from plasticity.criteria import create_criterion
-    from plasticity.prune import prune_model
+    from plasticity.pruning.criteria import create_criterion
+    from plasticity.pruning.prune import prune_model
 
     model = prune_model(default_base.model, create_criterion("l1"), 0.5, default_base.data).model
     job = Job("train")
     job.cancel()
-    trainer = Trainer(model, default_base.data, callbacks=[_StopCheck(job)])
+    trainer = Trainer(model, default_base.data, callbacks=[StopCheck(job)])
     with pytest.raises(JobCancelled):
         trainer.fit(3)
     assert trainer.step == 1
@@ -72,7 +73,7 @@ def test_a_stop_ends_training_within_one_step(default_base):
 
 def test_wait_for_returns_as_soon_as_the_result_is_in(store, default_base):
     runs = configs(default_base, 0.35, epochs=2)
-    job = start_job("prune", prune_work(runs, store, "cpu", default_base))
+    job = start_job("prune", runs_work(runs, store, "cpu", default_base))
     state = job.wait_for(lambda s: set(s.results) == set(runs), timeout=30)
     assert set(state.results) == set(runs) and all(0 <= r["acc_pruned"] <= 1 for r in state.results.values())
     job.cancel()
@@ -116,7 +117,7 @@ def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store
     assert all(store.get(config.key) is None for config in runs.values())  # kept out of the store
 
     job = RecordingJob("prune")
-    prune_work(runs, store, "cpu", default_base)(job)
+    runs_work(runs, store, "cpu", default_base)(job)
     assert not any(config.key in jobs._PREPARED for config in runs.values())  # taken, not copied
     fresh = RunStore(tmp_path / "fresh")
     for name, config in runs.items():
@@ -129,8 +130,8 @@ def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store
 
 def test_only_quick_criteria_on_small_bases_are_prepared(store, default_base, monkeypatch):
     weights, data = (PruneConfig(default_base.config, name, 0.3, 0, 1) for name in ("l1", "taylor"))
-    assert preparable(weights, default_base) and not preparable(data, default_base)
+    assert weights.preparable(default_base) and not data.preparable(default_base)
     prepare_work([data], store, default_base)(Job("prepare"))
     assert data.key not in jobs._PREPARED
-    monkeypatch.setattr(jobs, "PREPARE_MAX_PARAMS", default_base.result["params"] - 1)
-    assert not preparable(weights, default_base)
+    monkeypatch.setattr(prune_runs, "PREPARE_MAX_PARAMS", default_base.result["params"] - 1)
+    assert not weights.preparable(default_base)

@@ -13,19 +13,18 @@ import torch
 
 from plasticity import cli
 from plasticity.errors import InvalidConfigError, UnknownNameError
-from plasticity.masks import (
+from plasticity.models import ModelSpec, create_model
+from plasticity.pruning.masks import (
     GRANULARITIES,
     KeepMasked,
-    MaskConfig,
     MaskSearch,
     count_macs,
     layer_images,
     layer_positions,
     physical_copy,
     ranked,
-    run_masks,
 )
-from plasticity.models import ModelSpec, create_model
+from plasticity.runs.masks import MaskConfig, run_masks
 from plasticity.train import Trainer, accuracy, conv_layers
 
 
@@ -220,7 +219,7 @@ def test_cli_masks_errors_are_one_line(capsys, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("granularity", GRANULARITIES.names())
 def test_masks_on_the_gpu(granularity, tmp_path, default_base):
-    from plasticity.experiment import TrainConfig, get_base
+    from plasticity.runs import TrainConfig, get_base
     from plasticity.store import RunStore
 
     store = RunStore(tmp_path)

@@ -2,11 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from plasticity.criteria import create_criterion
 from plasticity.data import load_dataset
 from plasticity.errors import DatasetUnavailableError, InvalidConfigError, UnknownNameError
 from plasticity.models import MODELS, ModelSpec, classifier_layer, create_model
-from plasticity.prune import prune_model
+from plasticity.pruning.criteria import create_criterion
+from plasticity.pruning.prune import prune_model
 
 SHAPES = [(1, 28, 10), (3, 32, 100), (1, 8, 10)]  # MNIST, CIFAR-100, scikit-learn digits
 

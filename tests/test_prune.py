@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from plasticity.criteria import CRITERIA, create_criterion, list_criteria
 from plasticity.errors import InvalidConfigError, UnknownNameError
 from plasticity.models import ModelSpec, create_model
-from plasticity.prune import measure, prune_model
+from plasticity.pruning import measure, prune_model
+from plasticity.pruning.criteria import CRITERIA, create_criterion, list_criteria
 from plasticity.train import FilterNormHistory, Trainer, accuracy, conv_layers
 
 LENET_CRITERIA = [name for name in CRITERIA.names() if name != "bn-scale"]  # LeNet-5 has no BatchNorm

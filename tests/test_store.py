@@ -7,9 +7,10 @@ import torch
 
 from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from plasticity.errors import CheckpointError
-from plasticity.experiment import PruneConfig, TrainConfig, compare, run_prune
 from plasticity.models import ModelSpec
+from plasticity.runs import PruneConfig, TrainConfig, run_prune
 from plasticity.store import RunStore
+from plasticity.studies import Comparison
 
 
 def test_run_lifecycle_and_history_round_trip(store, default_base):
@@ -48,12 +49,12 @@ def test_two_writers_at_once(store):
 
 def test_compare_resumes_without_redoing_finished_runs(store, default_base):
     calls = iter([False, False, True])  # stop before the third run, as an interrupted process would
-    first = compare(
-        TrainConfig(), ["random", "l1"], [0.5], [0], store, finetune_epochs=1, should_stop=lambda: next(calls)
+    first = Comparison(TrainConfig(), ["random", "l1"], [0.5], [0], finetune_epochs=1).run(
+        store, should_stop=lambda: next(calls)
     )
     assert len(first) == 2
     finished = {r.key: r.finished for r in store.runs(kind="prune")}
-    again = compare(TrainConfig(), ["random", "l1"], [0.5, 0.25], [0], store, finetune_epochs=1)
+    again = Comparison(TrainConfig(), ["random", "l1"], [0.5, 0.25], [0], finetune_epochs=1).run(store)
     assert len(again) == 4 and again[:1] == first[:1]
     assert {r.key: r.finished for r in store.runs(kind="prune") if r.key in finished} == finished
     assert all(r.status == "done" for r in store.runs())
@@ -125,14 +126,14 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, default_base):
 
 
 def test_summarise_averages_each_cell_over_seeds():
-    from plasticity.experiment import summarise
+    from plasticity.studies import aggregate
 
     results = [
         {"criterion": "l1", "ratio": 0.5, "acc_pruned": 0.5, "acc_final": 0.9},
         {"criterion": "l1", "ratio": 0.5, "acc_pruned": 0.7, "acc_final": 0.94},
         {"criterion": "random", "ratio": 0.5, "acc_pruned": 0.2, "acc_final": 0.8},
     ]
-    l1, rand = summarise(results)
+    l1, rand = aggregate(results, ("criterion", "ratio"), ("acc_pruned", "acc_final"))
     assert (l1["criterion"], l1["seeds"]) == ("l1", 2) and rand["seeds"] == 1
     assert l1["acc_pruned_mean"] == pytest.approx(0.6) and l1["acc_final_mean"] == pytest.approx(0.92)
     assert l1["acc_pruned_std"] == pytest.approx(0.1414213, rel=1e-5) and rand["acc_final_std"] == 0.0

@@ -8,9 +8,9 @@ import torch
 from plasticity.cli import main
 from plasticity.data import format_classes, parse_classes
 from plasticity.errors import InvalidConfigError
-from plasticity.experiment import PruneConfig, TrainConfig, get_base, run_prune
 from plasticity.models import classifier_layer
-from plasticity.studies import Task, pretraining_bases, pretraining_study, prunable_share, summarise_study
+from plasticity.runs import PruneConfig, TrainConfig, get_base, run_prune
+from plasticity.studies import PretrainingStudy, Task, pretraining_bases
 from plasticity.train import accuracy
 
 
@@ -86,27 +86,20 @@ def test_the_pretrained_base_starts_from_the_source_weights(store):
 
 
 def test_pretraining_study_end_to_end(store):
+    digits_5_to_9, digits_0_to_4 = Task("mnist-5k", (5, 6, 7, 8, 9)), Task("mnist-5k", (0, 1, 2, 3, 4))
+    pretraining = PretrainingStudy(
+        "lenet5", digits_5_to_9, digits_0_to_4, "l1", [0.5], [0], epochs=1, source_epochs=1, finetune_epochs=1
+    )
+
     def study() -> list[dict]:
-        digits_5_to_9, digits_0_to_4 = Task("mnist-5k", (5, 6, 7, 8, 9)), Task("mnist-5k", (0, 1, 2, 3, 4))
-        return pretraining_study(
-            "lenet5",
-            digits_5_to_9,
-            digits_0_to_4,
-            "l1",
-            [0.5],
-            [0],
-            store,
-            epochs=1,
-            source_epochs=1,
-            finetune_epochs=1,
-        )
+        return pretraining.run(store)
 
     rows = study()
     assert [row["modality"] for row in rows] == ["scratch", "pretrained"]
     assert all(0.4 < row["params_removed"] < 0.6 and row["acc_final"] > 0.5 for row in rows)
-    summary = summarise_study(rows)
+    summary = pretraining.summarise(rows)
     assert [(r["modality"], r["ratio"], r["seeds"]) for r in summary] == [("scratch", 0.5, 1), ("pretrained", 0.5, 1)]
-    assert set(prunable_share(summary, tolerance=1.0)) == {"scratch", "pretrained"}
+    assert set(pretraining.prunable_share(summary, tolerance=1.0)) == {"scratch", "pretrained"}
     again = study()
     assert [r["key"] for r in again] == [r["key"] for r in rows]  # from the store, not redone
 

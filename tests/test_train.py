@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from plasticity.criteria import create_criterion
 from plasticity.errors import DivergedError
 from plasticity.models import ModelSpec, create_model
-from plasticity.prune import prune_model
+from plasticity.pruning.criteria import create_criterion
+from plasticity.pruning.prune import prune_model
 from plasticity.train import FilterNormHistory, Trainer, seed_everything
 
 

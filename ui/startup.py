@@ -29,10 +29,11 @@ def warm_up() -> None:
     optimiser (its torch._dynamo import alone takes two seconds)."""
     import torch
 
-    from plasticity.experiment import TrainConfig, get_base
+    from plasticity.runs import TrainConfig, get_base
     from plasticity.store import RunStore
     from plasticity.views import norm_table
-    from ui import charts, widgets  # noqa: F401  (the pages' imports)
+    from ui import jobs, widgets  # noqa: F401  (the pages' imports)
+    from ui.charts import norms as charts
 
     base = get_base(TrainConfig(), RunStore())  # the default: imported into the run store once, data cached
     LOADED.set()

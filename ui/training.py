@@ -4,11 +4,11 @@ import streamlit as st
 
 from plasticity.data import list_datasets
 from plasticity.errors import PlasticityError
-from plasticity.experiment import TrainConfig, dataset_on
 from plasticity.jobs import JobState, start_job, train_work
 from plasticity.models import list_models
+from plasticity.runs import TrainConfig, dataset_on
 from plasticity.views import base_label
-from ui import widgets
+from ui import jobs, widgets
 
 
 def new_base_form(device: str) -> None:
@@ -44,12 +44,12 @@ def new_base_form(device: str) -> None:
         new_config = None
 
     train_job = st.session_state.get("train_job")
-    running = train_job is not None and train_job.snapshot().running
+    running = jobs.running(train_job)
     if st.button("Train", type="primary", disabled=new_config is None or running, key="train"):
         train_job = start_job(f"Training {base_label(new_config)}", train_work(new_config, widgets.run_store(), device))
         st.session_state["train_job"] = train_job
 
-    widgets.follow(train_job, show_training)
+    jobs.follow(train_job, show_training)
 
 
 def show_training(state: JobState | None) -> None:
@@ -58,7 +58,7 @@ def show_training(state: JobState | None) -> None:
         return
     if state.running:
         st.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
-    elif not widgets.show_job_problem(state) and "base" in state.results:
+    elif not jobs.show_problem(state) and "base" in state.results:
         trained = state.results["base"]
         st.success(f"{state.label}: done, test accuracy {trained['acc']:.1%}. It is now the selected base model.")
         if st.session_state.get("selected_trained") != trained["key"]:

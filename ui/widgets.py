@@ -15,17 +15,15 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from plasticity.criteria import list_criteria
 from plasticity.errors import PlasticityError
-from plasticity.experiment import Base, TrainConfig, get_base
-from plasticity.jobs import Job, JobState
+from plasticity.pruning.criteria import list_criteria
+from plasticity.runs import Base, TrainConfig, get_base
 from plasticity.store import RunStore, plasticity_home
 from plasticity.views import DEFAULT_BASE, base_label, stored_bases
 
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
 MEMO = "_memo"  # name -> (signature, object) of this session's charts
 T = TypeVar("T")
-REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
 PROMPT_SECONDS = 0.4  # how long a rerun waits for a job's first, quick result before drawing
 
 
@@ -155,33 +153,6 @@ def show_chart(fig: go.Figure, name: str) -> None:
     """A plotly chart whose modebar camera button saves a PNG named after the chart."""
     config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
     st.plotly_chart(fig, config=config, key=f"chart-{name}")
-
-
-def follow(job: Job | None, render: Callable[[JobState | None], None]) -> None:
-    """Render `job`'s state now and, while it runs, again every fraction of a second (only this part
-    of the page); when the job ends the whole page reruns once so everything shows the final result."""
-    running = job is not None and job.snapshot().running
-
-    def view() -> None:
-        state = job.snapshot() if job is not None else None
-        render(state)
-        if running and state is not None and state.done:
-            st.rerun()
-
-    st.fragment(view, run_every=REFRESH_SECONDS if running else None)()
-
-
-def show_job_problem(state: JobState | None) -> bool:
-    """An error or a stop, shown in the page; True when there was one."""
-    if state is None:
-        return False
-    if state.error:
-        st.error(f"{state.label} failed: {state.error}")
-        return True
-    if state.cancelled:
-        st.warning(f"{state.label} was stopped; what finished is kept in the run store.")
-        return True
-    return False
 
 
 def formatted_costs(costs: pd.DataFrame) -> pd.DataFrame:

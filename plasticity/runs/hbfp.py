@@ -20,19 +20,21 @@ import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
-from plasticity.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from plasticity.criteria import HBFP, Criterion, create_criterion
+from plasticity.checkpoint import Checkpoint, load_checkpoint
 from plasticity.data import Dataset
 from plasticity.errors import InvalidConfigError
-from plasticity.experiment import Base, TrainConfig, _key, get_base
-from plasticity.jobs import Job
-from plasticity.pairs import DEFAULT_OPTIMISE_EPOCHS, DEFAULT_STRENGTH, DROP_RULES
-from plasticity.prune import dependency_graph, prunable_groups, prune_model
+from plasticity.pruning.criteria import CRITERIA, HBFP, Criterion, create_criterion
+from plasticity.pruning.groups import PrunableGroup, dependency_graph, prunable_groups
+from plasticity.pruning.pairs import DEFAULT_OPTIMISE_EPOCHS, DEFAULT_STRENGTH, DROP_RULES
+from plasticity.pruning.prune import prune_model
+from plasticity.runs.base import Base, TrainConfig, get_base
+from plasticity.runs.lifecycle import RunConfig, run_once, save, start
 from plasticity.store import RunStore
 from plasticity.train import Callback, FilterNormHistory, Trainer, accuracy, seed_everything
 
@@ -40,8 +42,10 @@ STEPS = ("before optimisation", "after optimisation", "after pruning", "after re
 
 
 @dataclass(frozen=True)
-class HbfpConfig:
+class HbfpConfig(RunConfig):
     """A base, and the rounds that prune it."""
+
+    kind: ClassVar[str] = "hbfp"
 
     base: TrainConfig = field(default_factory=TrainConfig)
     criterion: str = "hbfp"  # or any criterion, through the same rounds (its optimisation epochs: plain training)
@@ -68,24 +72,37 @@ class HbfpConfig:
             raise InvalidConfigError(f"strength and threshold must be >= 0; got {self.strength}, {self.threshold}")
         if self.max_rounds < 1:
             raise InvalidConfigError(f"max rounds must be >= 1; got {self.max_rounds}")
-        if self.drop not in DROP_RULES:
-            raise InvalidConfigError(f"unknown drop rule {self.drop!r}; use one of {', '.join(DROP_RULES)}")
+        DROP_RULES.get(self.drop)
         create_criterion(self.criterion)  # an unknown name fails here, before any work
 
     def to_dict(self) -> dict:
         return {**asdict(self), "base": self.base.to_dict()}
 
-    @property
-    def key(self) -> str:
-        return _key("hbfp", self.to_dict())
-
     def round_key(self, round_index: int) -> str:
-        return _key("hbfp-round", {**self.to_dict(), "round": round_index})
+        return HbfpRound(self, round_index).key
+
+    def execute(self, store: RunStore, base: Base, on_progress, callbacks: list[Callback]) -> dict:
+        return run_hbfp(self, store, base=base, on_progress=on_progress, callbacks=callbacks)
+
+    def progress(self, result: dict) -> float:
+        return result["rounds"][-1]["ratio"] if result.get("rounds") else 0.0
+
+    def stage(self, result: dict) -> str:
+        rounds = result.get("rounds") or []
+        return f"round {len(rounds)}: {rounds[-1]['ratio']:.0%} of the filters pruned" if rounds else "round 1"
 
 
 def filters_per_round(original: int, alive: int, round_ratio: float) -> int:
     """round(round_ratio x original) filters, at least one, at most half of those left (a pair needs two)."""
     return min(max(1, int(round_ratio * original + 0.5)), alive // 2)
+
+
+def round_counts(groups: list[PrunableGroup], history: FilterNormHistory, round_ratio: float) -> dict[str, int]:
+    """Filters each group loses in a round, from its original width and the filters it has left."""
+    return {
+        g.root: filters_per_round(history.width[g.root], len(history.original_index[g.root]), round_ratio)
+        for g in groups
+    }
 
 
 def within_threshold(acc_val: float, best_val: float, threshold: float) -> bool:
@@ -96,7 +113,7 @@ def within_threshold(acc_val: float, best_val: float, threshold: float) -> bool:
 def stored_rounds(config: HbfpConfig, store: RunStore) -> list[dict]:
     """The finished rounds of `config`, in order (a run in progress has some)."""
     rows = []
-    while (run := store.get(config.round_key(len(rows) + 1))) is not None and run.status == "done":
+    while run := store.done(config.round_key(len(rows) + 1)):
         rows.append(run.result)
     return rows
 
@@ -108,28 +125,33 @@ def run_hbfp(
     *,
     base: Base | None = None,
     on_round: Callable[[dict], None] | None = None,
+    on_progress: Callable[[dict], None] | None = None,
     callbacks: Iterable[Callback] = (),
     progress: bool = False,
 ) -> dict:
     """Prune `config.base` round after round until the stop rule; returns the run with every round.
 
-    `on_round` gets each round's row as it is done; `callbacks` join every training (optimisation and
-    retraining). A run already in the store is returned as it is.
+    `on_round` gets each round's row as it is done, `on_progress` the rounds so far (`{"rounds": [...]}`);
+    `callbacks` join every training (optimisation and retraining). A run already in the store is
+    returned as it is.
     """
-    done = store.get(config.key)
-    if done and done.status == "done":
+    if done := store.done(config.key):
         return done.result
     base = base or get_base(config.base, store, device, progress=progress)
-    store.start(config.key, "hbfp", config.to_dict())
-    try:
-        return _rounds(config, base, store, on_round, list(callbacks))
-    except BaseException as exc:
-        store.fail(config.key, "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-        raise
+    rows: list[dict] = []
+
+    def each_round(row: dict) -> None:
+        rows.append(row)
+        if on_round:
+            on_round(row)
+        if on_progress:
+            on_progress({"key": config.key, "rounds": list(rows)})
+
+    return run_once(config, store, lambda: _rounds(config, base, store, each_round, list(callbacks)))
 
 
 def _rounds(config: HbfpConfig, base: Base, store: RunStore, on_round, callbacks: list[Callback]) -> dict:
-    data, start = base.data, time.perf_counter()
+    data, began = base.data, time.perf_counter()
     model = copy.deepcopy(base.model)
     history = FilterNormHistory.from_state_dict(base.history.state_dict())
     best_val = base.result["acc_val"]
@@ -137,9 +159,9 @@ def _rounds(config: HbfpConfig, base: Base, store: RunStore, on_round, callbacks
     rows: list[dict] = []
     stop_reason = f"the last round allowed ({config.max_rounds}) is done"
     for round_index in range(1, config.max_rounds + 1):
-        run = store.get(config.round_key(round_index))
-        if run and run.status == "done" and run.checkpoint and run.checkpoint.exists():
-            row, checkpoint = run.result, load_checkpoint(run.checkpoint)
+        stored = store.done(config.round_key(round_index))
+        if stored and stored.checkpoint and stored.checkpoint.exists():
+            row, checkpoint = stored.result, load_checkpoint(stored.checkpoint)
             model, history = checkpoint.build_model(data.device), checkpoint.history
         else:
             outcome = _round(config, round_index, model, history, data, callbacks)
@@ -150,10 +172,8 @@ def _rounds(config: HbfpConfig, base: Base, store: RunStore, on_round, callbacks
             row["best_val_before"] = best_val
             row["within_threshold"] = within_threshold(row["acc_val_final"], best_val, config.threshold)
             _store_round(config, round_index, row, model, history, data, store)
-            run = store.get(config.round_key(round_index))
         rows.append(row)
-        if on_round:
-            on_round(row)
+        on_round(row)
         if not row["within_threshold"]:
             stop_reason = (
                 f"round {round_index}: validation accuracy {row['acc_val_final']:.1%} is more than "
@@ -161,9 +181,14 @@ def _rounds(config: HbfpConfig, base: Base, store: RunStore, on_round, callbacks
             )
             break
         best_val = max(best_val, row["acc_val_final"])
-        final = {"round": round_index, "history": history, "row": row, "checkpoint": run.checkpoint}
+        checkpoint_path = store.done(config.round_key(round_index)).checkpoint
+        final = {"round": round_index, "history": history, "row": row, "checkpoint": checkpoint_path}
         history = FilterNormHistory.from_state_dict(history.state_dict())  # the kept round's stays as it is
+    result = _run_result(config, base, rows, final, stop_reason, time.perf_counter() - began)
+    return save(config, store, result, final["checkpoint"], final["history"])
 
+
+def _run_result(config: HbfpConfig, base: Base, rows: list[dict], final: dict, stop_reason: str, seconds: float):
     last = final["row"]
     result = {
         "key": config.key,
@@ -184,11 +209,10 @@ def _rounds(config: HbfpConfig, base: Base, store: RunStore, on_round, callbacks
         "params_pruned": last["params"] if last else base.result["params"],
         "ratio": last["ratio"] if last else 0.0,
         "channels": last["channels"] if last else _channels(final["history"], list(final["history"].width)),
-        "device": str(data.device),
-        "seconds": round(time.perf_counter() - start, 3),
+        "device": str(base.data.device),
+        "seconds": round(seconds, 3),
     }
     result["macs_reduction"] = 1 - result["macs_pruned"] / result["macs_base"]
-    store.finish(config.key, result, final["history"], final["checkpoint"])
     return result
 
 
@@ -201,12 +225,9 @@ def _round(
     callbacks: list[Callback],
 ) -> tuple[dict, nn.Module] | None:
     """One round on `model` (left as it is) and `history` (recording on): its row and the retrained model."""
-    start, seed = time.perf_counter(), config.seed + round_index
+    began, seed = time.perf_counter(), config.seed + round_index
     groups = prunable_groups(model, dependency_graph(model, data.example_input()))
-    counts = {
-        g.root: filters_per_round(history.width[g.root], len(history.original_index[g.root]), config.round_ratio)
-        for g in groups
-    }
+    counts = round_counts(groups, history, config.round_ratio)
     if not any(counts.values()):
         return None
     before_index = {g.root: list(history.original_index[g.root]) for g in groups}
@@ -214,22 +235,7 @@ def _round(
     steps = [_snapshot(STEPS[0], model, data, history)]
     optimised = _AfterTraining(STEPS[1], data, history)
     history.continue_from()
-    criterion: Criterion
-    if config.criterion == "hbfp":  # the optimisation runs inside prune_model, on its copy of the model
-        to_prune = model
-        criterion = HBFP(
-            seed,
-            strength=config.strength,
-            optimise_epochs=config.optimise_epochs,
-            drop=config.drop,
-            lr=config.lr,
-            batch_size=config.base.batch_size,
-            callbacks=[history, optimised, *callbacks],
-        )
-    else:
-        to_prune = copy.deepcopy(model)
-        criterion = create_criterion(config.criterion, seed)
-        _train(to_prune, data, config, seed, config.optimise_epochs, [history, optimised, *callbacks])
+    to_prune, criterion = _optimised(config, seed, model, data, [history, optimised, *callbacks])
     pruned = prune_model(
         to_prune,
         criterion,
@@ -246,10 +252,37 @@ def _round(
     history.continue_from()
     _train(pruned.model, data, config, seed, config.retrain_epochs, [history, *callbacks])
     steps.append(_snapshot(STEPS[3], pruned.model, data, history))
+    row = _round_row(config, round_index, history, before_index, criterion, steps)
+    row["seconds"] = round(time.perf_counter() - began, 3)
+    return row, pruned.model
 
+
+def _optimised(
+    config: HbfpConfig, seed: int, model: nn.Module, data: Dataset, callbacks: list[Callback]
+) -> tuple[nn.Module, Criterion]:
+    """The round's optimisation epochs and its criterion. A criterion that optimises (hbfp: the pair
+    regulariser) does it inside `prune_model`, on its copy of the model; for any other, they are plain
+    training of a copy here."""
+    if CRITERIA.get(config.criterion).optimises:
+        options = {"strength": config.strength, "optimise_epochs": config.optimise_epochs, "drop": config.drop}
+        options |= {"lr": config.lr, "batch_size": config.base.batch_size, "callbacks": callbacks}
+        return model, create_criterion(config.criterion, seed, **options)
+    to_prune = copy.deepcopy(model)
+    _train(to_prune, data, config, seed, config.optimise_epochs, callbacks)
+    return to_prune, create_criterion(config.criterion, seed)
+
+
+def _round_row(
+    config: HbfpConfig,
+    round_index: int,
+    history: FilterNormHistory,
+    before_index: dict[str, list[int]],
+    criterion: Criterion,
+    steps: list[dict],
+) -> dict:
     dropped = {root: sorted(set(before_index[root]) - set(history.original_index[root])) for root in before_index}
     original = sum(history.width[root] for root in before_index)
-    row = {
+    return {
         "round": round_index,
         "criterion": config.criterion,
         "ratio": round(1 - sum(len(history.original_index[root]) for root in before_index) / original, 6),
@@ -265,9 +298,7 @@ def _round(
         "acc_val_final": steps[3]["acc_val"],
         "macs": steps[3]["macs"],
         "params": steps[3]["params"],
-        "seconds": round(time.perf_counter() - start, 3),
     }
-    return row, pruned.model
 
 
 def _pair_rows(criterion: HBFP) -> list[dict]:
@@ -320,38 +351,21 @@ def _store_round(
     data: Dataset,
     store: RunStore,
 ) -> None:
-    key = config.round_key(round_index)
-    run_config = {**config.to_dict(), "round": round_index}
-    store.start(key, "hbfp-round", run_config)
+    round_config = HbfpRound(config, round_index)
+    start(round_config, store)
     structure = {layer: list(index) for layer, index in history.original_index.items()}
-    checkpoint = Checkpoint(config.base.spec(data), run_config, model.state_dict(), structure, history)
-    path = store.checkpoint_path(key)
-    save_checkpoint(checkpoint, path)
-    store.finish(key, {"key": key, **row}, history, path)
+    checkpoint = Checkpoint(config.base.spec(data), round_config.to_dict(), model.state_dict(), structure, history)
+    save(round_config, store, {"key": round_config.key, **row}, checkpoint, history)
 
 
-class _StopWhenAsked(Callback):
-    """Stops the job's work at the next epoch's end once the user asked."""
+@dataclass(frozen=True)
+class HbfpRound(RunConfig):
+    """One round of an HBFP run, stored as its own run (with its checkpoint and history)."""
 
-    def __init__(self, job: Job):
-        self.job = job
+    kind: ClassVar[str] = "hbfp-round"
 
-    def on_train_epoch_end(self, trainer: Trainer) -> None:
-        self.job.check()
+    run: HbfpConfig
+    round: int
 
-
-def hbfp_work(configs: dict[str, HbfpConfig], store: RunStore, device: torch.device | str, base: Base):
-    """Work for a job: the rounds of each named config in turn, each round in the store as soon as it is done."""
-
-    def work(job: Job) -> None:
-        for i, (name, config) in enumerate(configs.items()):
-
-            def on_round(row: dict, name: str = name, i: int = i) -> None:
-                message = f"{name}, round {row['round']}: {row['ratio']:.0%} of the filters pruned"
-                job.report((i + row["ratio"]) / len(configs), message)
-
-            job.report(i / len(configs), f"{name}, round 1")
-            result = run_hbfp(config, store, device, base=base, on_round=on_round, callbacks=[_StopWhenAsked(job)])
-            job.report((i + 1) / len(configs), f"{name}: {result['stop_reason']}", **{name: result})
-
-    return work
+    def to_dict(self) -> dict:
+        return {**self.run.to_dict(), "round": self.round}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -19,7 +17,8 @@ from torch import nn
 from plasticity.attribution import channel_attribution
 from plasticity.data import Dataset, Split, batches
 from plasticity.errors import InvalidConfigError
-from plasticity.pairs import (
+from plasticity.pruning.groups import Layer, PrunableGroup
+from plasticity.pruning.pairs import (
     DEFAULT_OPTIMISE_EPOCHS,
     DEFAULT_STRENGTH,
     DROP_RULES,
@@ -31,29 +30,13 @@ from plasticity.pairs import (
 from plasticity.registry import Registry
 from plasticity.train import Callback, FilterNormHistory, Trainer
 
-if TYPE_CHECKING:
-    from plasticity.prune import PrunableGroup
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A conv layer as a criterion sees it: its name, the conv, and the BatchNorm right after it."""
-
-    name: str
-    conv: nn.Conv2d
-    bn: nn.BatchNorm2d | None = None
-
-    @property
-    def output(self) -> nn.Module:
-        """The module whose output is the layer's pre-activation."""
-        return self.bn if self.bn is not None else self.conv
-
 
 class Criterion:
     name = "criterion"
     needs_data = False
     split = "train"  # the split of the data set a `needs_data` criterion is measured on
     needs_history = False
+    optimises = False  # trains the model itself before scoring (hbfp's pair regulariser); takes training options
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -87,8 +70,13 @@ def list_criteria() -> list[str]:
     return CRITERIA.names()
 
 
-def create_criterion(name: str, seed: int = 0) -> Criterion:
-    return CRITERIA.get(name)(seed=seed)
+def create_criterion(name: str, seed: int = 0, **options) -> Criterion:
+    """The criterion `name`; `options` are its own keyword arguments (hbfp's strength, attribution's classes)."""
+    factory = CRITERIA.get(name)
+    try:
+        return factory(seed=seed, **options)
+    except TypeError as exc:
+        raise InvalidConfigError(f"criterion {name} does not take these options ({exc})") from None
 
 
 def _register(cls: type[Criterion]) -> type[Criterion]:
@@ -263,6 +251,7 @@ class HBFP(Criterion):
 
     name = "hbfp"
     needs_history = True
+    optimises = True
 
     def __init__(
         self,
@@ -275,8 +264,7 @@ class HBFP(Criterion):
         batch_size: int = 64,
         callbacks: Iterable[Callback] = (),
     ):
-        if drop not in DROP_RULES:
-            raise InvalidConfigError(f"unknown drop rule {drop!r}; use one of {', '.join(DROP_RULES)}")
+        DROP_RULES.get(drop)
         if optimise_epochs < 0 or strength < 0:
             raise InvalidConfigError(f"optimise epochs and strength must be >= 0; got {optimise_epochs} and {strength}")
         self.strength, self.optimise_epochs, self.drop = strength, optimise_epochs, drop

@@ -10,16 +10,16 @@ after earlier prunings.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from plasticity.errors import InvalidConfigError
+from plasticity.registry import Registry
 from plasticity.train import Callback, FilterNormHistory, Trainer, conv_layers
 
-DROP_RULES = ("lower-importance", "larger-cumulative")
 # lambda: on LeNet-5 (lr 0.01) two epochs close about 90% of the pairs' l1 gaps in both layers; ten
 # times more overshoots in conv2, whose 500-weight filters move ten times more per step than conv1's.
 DEFAULT_STRENGTH = 3e-4
@@ -155,26 +155,29 @@ class PairRegulariser(Callback):
         self.record(trainer.model)
 
 
+def _lower_importance(pair: Pair, model: nn.Module, history: FilterNormHistory) -> int:
+    """The filter with the smaller l1-norm now (the l1 criterion's importance)."""
+    position = {original: i for i, original in enumerate(history.original_index[pair.layer])}
+    with torch.no_grad():
+        l1 = filter_l1(model, pair.layer).cpu()
+    return pair.a if float(l1[position[pair.a]]) < float(l1[position[pair.b]]) else pair.b
+
+
+def _larger_cumulative(pair: Pair, model: nn.Module, history: FilterNormHistory) -> int:
+    """The filter whose l1-norms summed over the history are larger (the authors' code)."""
+    cumulative = torch.nan_to_num(history.matrix(pair.layer, "l1")).sum(0)
+    return pair.a if float(cumulative[pair.a]) > float(cumulative[pair.b]) else pair.b
+
+
+# A drop rule names the filter of a pair that goes (its original index); ties drop the later filter.
+DROP_RULES: Registry[Callable[[Pair, nn.Module, FilterNormHistory], int]] = Registry("drop rule")
+DROP_RULES.register("lower-importance")(_lower_importance)
+DROP_RULES.register("larger-cumulative")(_larger_cumulative)
+
+
 def drop_one_of_each(
     pairs: list[Pair], model: nn.Module, history: FilterNormHistory, rule: str = "lower-importance"
 ) -> list[int]:
-    """The original index of the filter to prune from each pair.
-
-    `lower-importance`: the one with the smaller l1-norm now (the l1 criterion's importance);
-    `larger-cumulative`: the one whose l1-norms summed over the history are larger (the authors' code).
-    Ties drop the later filter.
-    """
-    if rule not in DROP_RULES:
-        raise InvalidConfigError(f"unknown drop rule {rule!r}; use one of {', '.join(DROP_RULES)}")
-    dropped = []
-    for pair in pairs:
-        if rule == "lower-importance":
-            position = {original: i for i, original in enumerate(history.original_index[pair.layer])}
-            with torch.no_grad():
-                l1 = filter_l1(model, pair.layer).cpu()
-            score_a, score_b = float(l1[position[pair.a]]), float(l1[position[pair.b]])
-            dropped.append(pair.a if score_a < score_b else pair.b)
-        else:
-            cumulative = torch.nan_to_num(history.matrix(pair.layer, "l1")).sum(0)
-            dropped.append(pair.a if float(cumulative[pair.a]) > float(cumulative[pair.b]) else pair.b)
-    return dropped
+    """The original index of the filter to prune from each pair, by the drop rule `rule`."""
+    drop = DROP_RULES.get(rule)
+    return [drop(pair, model, history) for pair in pairs]

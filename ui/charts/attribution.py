@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from plasticity.inspection import Looking
-from ui.charts import FONT
+from ui.charts.style import FONT
 
 PRUNED_VEIL = "rgba(245, 245, 245, 0.82)"
 ASSUMED_WIDTH = 760  # pixels a chart gets on a narrow screen: sets the grid's height (wider screens centre it)
@@ -30,7 +30,10 @@ def filter_grid(
     title: str,
 ) -> go.Figure:
     """Per filter, its activation map (left) and its attribution map (right), in `order`, numbered; the
-    pruned ones veiled in grey. `activation` and `attribution` are (filters, H, W)."""
+    pruned ones veiled in grey. `activation` and `attribution` are (filters, H, W).
+
+    One figure built in one pass (two heatmaps, then a label and a veil per filter): longer than a
+    screen, but each part needs the layout computed at its top."""
     filters, height, width = activation.shape
     columns = _pair_columns(filters)
     rows = math.ceil(filters / columns)

@@ -22,24 +22,27 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
-import statistics
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from plasticity.checkpoint import Checkpoint, save_checkpoint
 from plasticity.data import Dataset, Split
 from plasticity.errors import InvalidConfigError
-from plasticity.experiment import Base, TrainConfig, get_base
-from plasticity.prune import apply_structure, check_ratio, dependency_graph, filters_to_prune, prunable_groups
+from plasticity.pruning.groups import (
+    check_layer_ratios,
+    check_ratio,
+    count_to_prune,
+    cut_slices,
+    dependency_graph,
+    prunable_groups,
+    pruning_group,
+)
+from plasticity.pruning.prune import apply_structure
 from plasticity.registry import Registry
-from plasticity.store import RunStore
-from plasticity.train import Callback, EpochEnd, ProgressBar, Trainer, accuracy, conv_layers, seed_everything
+from plasticity.train import Callback, Trainer, accuracy, conv_layers, seed_everything
 
 PICKS = ("best", "median", "worst")  # which of the N masks is retrained
 MAX_MASKS = 1000
@@ -79,16 +82,6 @@ def _generator(seed: int, index: int, layer: str) -> torch.Generator:
     """Mask `index` of `seed` draws each layer from its own stream: no order or length dependence."""
     digest = hashlib.blake2b(f"{seed}:{index}:{layer}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
-
-
-def units_to_prune(units: int, ratio: float, layer: str, what: str) -> int:
-    """How many of `units` a ratio removes (rounded half up); never all of them."""
-    count = int(ratio * units + 0.5)
-    if count >= units:
-        raise InvalidConfigError(
-            f"ratio {ratio} would remove all {units} {what} of {layer}; use a ratio below {(units - 0.5) / units:.3f}"
-        )
-    return count
 
 
 class Granularity:
@@ -140,7 +133,7 @@ class FeatureMap(Granularity):
         keep: dict[str, torch.Tensor] = {}
         channels = {}
         for group in self.groups:
-            count = filters_to_prune(group.size, ratio_of(group.root), group.root)
+            count = count_to_prune(group.size, ratio_of(group.root), group.root)
             order = torch.randperm(group.size, generator=_generator(seed, index, group.root))
             doomed = sorted(order[:count].tolist())
             survivors = sorted(order[count:].tolist())
@@ -148,34 +141,13 @@ class FeatureMap(Granularity):
                 channels[layer.name] = survivors
             if not doomed:
                 continue
-            root = group.layers[0].conv
-            prune_out = self.graph.get_pruner_of_module(root).prune_out_channels
-            tp_group = self.graph.get_pruning_group(root, prune_out, doomed)
-            for name, dim, idxs in self._cut(tp_group):
+            for module, attribute, dim, idxs in cut_slices(self.graph, pruning_group(self.graph, group, doomed)):
+                name = f"{self.names[module]}.{attribute}"
                 param = self.model.get_parameter(name)
                 if name not in keep:
                     keep[name] = torch.ones(param.shape, dtype=torch.bool, device=param.device)
                 keep[name].index_fill_(dim, idxs.to(param.device), False)
         return Mask(self.name, index, keep, channels)
-
-    def _cut(self, tp_group) -> list[tuple[str, int, torch.Tensor]]:
-        """What removing the group cuts, as (parameter, dim, indices): the filters' rows, biases and
-        BatchNorms, and the input columns of the layers that read them (as `prune._mask_slices`)."""
-        cuts = []
-        for item in tp_group:
-            module, idxs = item.dep.target.module, torch.tensor(item.idxs, dtype=torch.long)
-            name = self.names.get(module)  # None for the traced functional ops (pooling, flatten)
-            out = self.graph.is_out_channel_pruning_fn(item.dep.handler)
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                if out:
-                    cuts.append((f"{name}.weight", 0, idxs))
-                    if module.bias is not None:
-                        cuts.append((f"{name}.bias", 0, idxs))
-                elif not (isinstance(module, nn.Conv2d) and module.groups > 1):
-                    cuts.append((f"{name}.weight", 1, idxs))
-            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
-                cuts += [(f"{name}.weight", 0, idxs), (f"{name}.bias", 0, idxs)]
-        return cuts
 
 
 @_register
@@ -189,7 +161,7 @@ class Kernel(Granularity):
         keep = {}
         for name, conv in self.convs.items():
             out, inputs = conv.weight.shape[:2]
-            count = units_to_prune(out * inputs, ratio_of(name), name, "kernels")
+            count = count_to_prune(out * inputs, ratio_of(name), name, "kernels")
             connections = torch.ones(out * inputs, dtype=torch.bool)
             connections[torch.randperm(out * inputs, generator=_generator(seed, index, name))[:count]] = False
             keep[f"{name}.weight"] = _expand(connections.view(out, inputs, 1, 1), conv.weight)
@@ -213,7 +185,7 @@ class IntraKernel(Granularity):
         keep = {}
         for name, conv in self.convs.items():
             positions = _positions(conv)
-            count = units_to_prune(positions, ratio_of(name), name, "kernel positions")
+            count = count_to_prune(positions, ratio_of(name), name, "kernel positions")
             generator = _generator(seed, index, name)
             strides = [s for s in range(1, positions) if math.gcd(s, positions) == 1]
             stride = strides[int(torch.randint(len(strides), (1,), generator=generator))]
@@ -254,11 +226,7 @@ class MaskSearch:
         self.working = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
         self.granularity = GRANULARITIES.get(granularity)(self.working, data.example_input())
         self.layer_ratios = dict(layer_ratios or {})
-        known = self.granularity.layers()
-        for name, value in self.layer_ratios.items():
-            if name not in known:
-                raise InvalidConfigError(f"no prunable layer {name!r}; prunable layers: {', '.join(known)}")
-            check_ratio(value, f"the ratio of {name}")
+        check_layer_ratios(self.layer_ratios, self.granularity.layers())
         self._originals = {name: p.detach().clone() for name, p in self.working.named_parameters()}
         self.draw(0)  # a ratio that empties a layer fails here, before any work
 
@@ -367,161 +335,6 @@ def physical_copy(model: nn.Module, mask: Mask, example_input: torch.Tensor) -> 
     if not mask.channels:
         raise InvalidConfigError(f"only feature-map masks can be removed physically, not {mask.granularity} masks")
     return apply_structure(copy.deepcopy(model), mask.channels, example_input)
-
-
-def _key(kind: str, config: dict) -> str:
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    return f"{kind}-{digest}"
-
-
-@dataclass(frozen=True)
-class MaskConfig:
-    """A base, the random masks drawn for it, which of them is retrained and how."""
-
-    base: TrainConfig = field(default_factory=TrainConfig)
-    granularity: str = "kernel"
-    ratio: float = 0.6
-    n_masks: int = 50
-    seed: int = 0
-    finetune_epochs: int = 3
-    lr: float = 0.01
-    retrain: str = "best"  # best, median or worst of the N masks on validation
-    layer_ratios: tuple[tuple[str, float], ...] = ()
-
-    def __post_init__(self):
-        GRANULARITIES.get(self.granularity)  # an unknown name fails here, before any work
-        check_ratio(self.ratio)
-        if not 1 <= self.n_masks <= MAX_MASKS:
-            raise InvalidConfigError(f"the number of masks must be in [1, {MAX_MASKS}]; got {self.n_masks}")
-        if self.finetune_epochs < 0:
-            raise InvalidConfigError(f"finetune epochs must be >= 0; got {self.finetune_epochs}")
-        if self.retrain not in PICKS:
-            raise InvalidConfigError(f"unknown mask to retrain {self.retrain!r}; use one of {', '.join(PICKS)}")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "base": self.base.to_dict(), "layer_ratios": [list(p) for p in self.layer_ratios]}
-
-    @property
-    def key(self) -> str:
-        return _key("masks", self.to_dict())
-
-
-def run_masks(
-    config: MaskConfig,
-    store: RunStore,
-    device: torch.device | str = "cpu",
-    *,
-    base: Base | None = None,
-    on_progress: Callable[[dict], None] | None = None,
-    progress: bool = False,
-) -> dict:
-    """Draw N masks, score each on validation, retrain the chosen one, score it on test.
-
-    `on_progress` gets the partial result after every mask scored and every retraining epoch.
-    A run already in the store is returned as it is.
-    """
-    done = store.get(config.key)
-    if done and done.status == "done":
-        return done.result
-    base = base or get_base(config.base, store, device, progress=progress)
-    store.start(config.key, "masks", config.to_dict())
-    try:
-        return _search_and_retrain(config, base, store, on_progress, progress)
-    except BaseException as exc:
-        store.fail(config.key, "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def _search_and_retrain(config: MaskConfig, base: Base, store: RunStore, on_progress, progress: bool) -> dict:
-    data, start = base.data, time.perf_counter()
-    search = MaskSearch(
-        base.model, data, config.granularity, config.ratio, seed=config.seed, layer_ratios=dict(config.layer_ratios)
-    )
-    result = {
-        "key": config.key,
-        "model": config.base.model,
-        "dataset": config.base.dataset,
-        "granularity": config.granularity,
-        "ratio": config.ratio,
-        "n_masks": config.n_masks,
-        "seed": config.seed,
-        "base_seed": config.base.seed,
-        "finetune_epochs": config.finetune_epochs,
-        "retrain": config.retrain,
-        "val_accs": [],
-        "acc_base": base.result["acc"],
-        "acc_val_base": base.result.get("acc_val", accuracy(base.model, data, data.val)),
-        "curve": [],
-        "device": str(data.device),
-    }
-
-    def report() -> None:
-        if on_progress:
-            on_progress({**result, "val_accs": list(result["val_accs"]), "curve": list(result["curve"])})
-
-    def add_score(index: int, acc: float) -> None:
-        result["val_accs"].append(acc)
-        report()
-
-    eval_start = time.perf_counter()
-    val_accs = search.evaluate(config.n_masks, on_mask=add_score)
-    result["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
-    picks = ranked(val_accs)
-    mask = search.draw(picks[config.retrain])
-    model = mask.apply(copy.deepcopy(base.model))
-    positions = layer_positions(base.model, data.example_input())
-    macs_sparse = count_macs(model, positions, mask)
-    removed = mask.removed(base.model)
-    result.update(
-        {
-            "best_val_acc": val_accs[picks["best"]],
-            "median_val_acc": statistics.median(val_accs),
-            "worst_val_acc": val_accs[picks["worst"]],
-            "best_index": picks["best"],
-            "median_index": picks["median"],
-            "worst_index": picks["worst"],
-            "retrained_index": picks[config.retrain],
-            "retrained_val_acc": val_accs[picks[config.retrain]],
-            "acc_pruned": accuracy(model, data, data.test),
-            "acc_final": None,
-            "sparsity": mask.sparsity(base.model),
-            "sparsity_per_layer": {name: r / n for name, (r, n) in removed.items()},
-            "macs_base": count_macs(base.model, positions),
-            "macs_sparse": macs_sparse,
-            # dense hardware runs every weight of a masked layer; only removed filters save work there
-            "macs_dense": macs_sparse if mask.channels else count_macs(base.model, positions),
-            "conv_weights": sum(n for _, n in removed.values()),
-            "conv_weights_removed": sum(r for r, _ in removed.values()),
-        }
-    )
-    report()
-
-    def add_point(epoch: int, acc: float) -> None:
-        result["curve"].append({"epoch": epoch, "acc": acc})
-        report()
-
-    callbacks = [EpochEnd(add_point)]
-    if progress:
-        label = f"retraining the {config.retrain} of {config.n_masks} {config.granularity} masks at {config.ratio:g}"
-        callbacks.append(ProgressBar(label, config.finetune_epochs))
-    retrain_masked(
-        model,
-        mask,
-        data,
-        epochs=config.finetune_epochs,
-        lr=config.lr,
-        batch_size=config.base.batch_size,
-        seed=config.seed,
-        callbacks=callbacks,
-    )
-    result["acc_final"] = result["curve"][-1]["acc"] if result["curve"] else result["acc_pruned"]
-    result["seconds"] = round(time.perf_counter() - start, 3)
-
-    checkpoint = Checkpoint(config.base.spec(data), config.to_dict(), model.state_dict())
-    path = store.checkpoint_path(config.key)
-    save_checkpoint(checkpoint, path)
-    store.finish(config.key, result, None, path)
-    return result
 
 
 def layer_images(mask: Mask, model: nn.Module) -> dict[str, torch.Tensor]:

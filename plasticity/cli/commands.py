@@ -1,0 +1,286 @@
+"""The `plasticity` command: train, prune, compare, masks, hbfp, pretraining, runs.
+
+Results go to stdout (JSON with --json), progress to stderr. A bad input ends with one line
+`error: ...` and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from plasticity.cli.arguments import build_parser
+from plasticity.errors import InvalidConfigError, PlasticityError
+from plasticity.runs.base import TrainConfig, base_from_file, get_base, train_base
+from plasticity.runs.hbfp import STEPS, HbfpConfig, run_hbfp
+from plasticity.runs.masks import MaskConfig, run_masks
+from plasticity.runs.prune import PruneConfig, run_prune
+from plasticity.store import RunStore
+from plasticity.studies.compare import Comparison
+from plasticity.studies.pretraining import IMAGENET, PretrainingStudy, Task
+from plasticity.train import resolve_device
+
+
+def _train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
+    return TrainConfig(
+        model=args.model,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        seed=seed,
+        lr=args.base_lr,
+        batch_size=args.batch_size,
+        width=args.width,
+        pretrained=args.pretrained,
+        history_every_steps=args.history_every_steps,
+    )
+
+
+def _base_seed(args: argparse.Namespace) -> int:
+    return args.seed if args.base_seed is None else args.base_seed
+
+
+def _layer_ratios(pairs: list[str]) -> tuple[tuple[str, float], ...]:
+    parsed = []
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            parsed.append((name, float(value)))
+        except ValueError:
+            raise InvalidConfigError(f"--layer-ratio takes LAYER=RATIO, got {pair!r}") from None
+    return tuple(parsed)
+
+
+def _emit(args: argparse.Namespace, payload, summary: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else summary)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _summary(result: dict) -> str:
+    curve = " ".join(f"{p['acc']:.3f}" for p in result["curve"])
+    return (
+        f"{result['criterion']:>15} ratio {result['ratio']:.2f} seed {result['seed']}: "
+        f"acc {result['acc_base']:.3f} -> pruned {result['acc_pruned']:.3f} -> fine-tuned {result['acc_final']:.3f} "
+        f"[{curve}]  MACs {result['macs_base']:,} -> {result['macs_pruned']:,}  "
+        f"params {result['params_base']:,} -> {result['params_pruned']:,}"
+    )
+
+
+def cmd_train(args: argparse.Namespace, store: RunStore, device) -> None:
+    base = train_base(_train_config(args, args.seed), store, device, progress=True)
+    _emit(
+        args,
+        {"key": base.config.key, **base.config.to_dict(), **base.result},
+        f"trained {base.config.model} on {base.config.dataset}: test accuracy {base.result['acc']:.4f} "
+        f"({base.result['train_seconds']:.1f} s), stored as {base.config.key}",
+    )
+
+
+def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
+    base = base_from_file(args.checkpoint, device) if args.checkpoint else None
+    train_config = base.config if base else _train_config(args, _base_seed(args))
+    config = PruneConfig(
+        train_config,
+        args.criterion,
+        args.ratio,
+        args.seed,
+        args.finetune_epochs,
+        args.mode,
+        args.lr,
+        _layer_ratios(args.layer_ratio),
+        args.classes,
+    )
+    base = base or get_base(config.base, store, device, progress=True)
+    result = run_prune(config, store, device, base=base, progress=True)
+    _emit(args, result, _summary(result))
+
+
+def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
+    study = Comparison(
+        _train_config(args, 0),
+        args.criteria,
+        args.ratios,
+        args.seeds,
+        args.finetune_epochs,
+        args.mode,
+        args.lr,
+        args.classes,
+        args.base_seed,
+    )
+    study.plan()  # a bad criterion fails here, before any training
+    results = study.run(
+        store, device, progress=True, on_result=lambda done, total, r: _progress(f"[{done}/{total}] {_summary(r)}")
+    )
+    table = [
+        f"{row['criterion']:>15} ratio {row['ratio']:.2f} ({row['seeds']} seeds): "
+        f"pruned {row['acc_pruned_mean']:.3f} ± {row['acc_pruned_std']:.3f}  "
+        f"fine-tuned {row['acc_final_mean']:.3f} ± {row['acc_final_std']:.3f}"
+        for row in study.summarise(results)
+    ]
+    _emit(args, results, "\n".join([*(_summary(r) for r in results), "", "mean ± std over seeds:", *table]))
+
+
+def cmd_masks(args: argparse.Namespace, store: RunStore, device) -> None:
+    config = MaskConfig(
+        _train_config(args, _base_seed(args)),
+        args.granularity,
+        args.ratio,
+        args.n_masks,
+        args.seed,
+        args.finetune_epochs,
+        args.lr,
+        args.retrain,
+        _layer_ratios(args.layer_ratio),
+    )
+    result = run_masks(config, store, device, progress=True)
+    summary = (
+        f"{result['granularity']} masks at ratio {result['ratio']:g} ({result['sparsity']:.1%} of conv weights): "
+        f"validation accuracy of {result['n_masks']} masks: best {result['best_val_acc']:.3f}, "
+        f"median {result['median_val_acc']:.3f}, worst {result['worst_val_acc']:.3f}\n"
+        f"test accuracy of the {result['retrain']} mask: base {result['acc_base']:.3f} -> masked "
+        f"{result['acc_pruned']:.3f} -> retrained {result['acc_final']:.3f}  "
+        f"MACs {result['macs_base']:,} -> {result['macs_sparse']:,} skipping zeros, {result['macs_dense']:,} dense"
+    )
+    _emit(args, result, summary)
+
+
+def _round_summary(row: dict) -> str:
+    accuracies = " -> ".join(f"{step['acc']:.3f}" for step in row["steps"])
+    channels = " ".join(f"{layer} {kept}/{original}" for layer, (kept, original) in row["channels"].items())
+    flag = "" if row["within_threshold"] else "  (below the threshold)"
+    return (
+        f"round {row['round']:>2}: {row['ratio']:.0%} of filters pruned ({channels})  "
+        f"accuracy {accuracies}  MACs {row['macs']:,}  {row['seconds']:.1f} s{flag}"
+    )
+
+
+def cmd_hbfp(args: argparse.Namespace, store: RunStore, device) -> None:
+    config = HbfpConfig(
+        _train_config(args, _base_seed(args)),
+        args.criterion,
+        args.round_ratio,
+        args.optimise_epochs,
+        args.retrain_epochs,
+        args.strength,
+        args.drop,
+        args.threshold,
+        args.max_rounds,
+        args.seed,
+        args.lr,
+    )
+    _progress(f"{config.criterion} rounds; accuracy {' -> '.join(STEPS)}")
+    result = run_hbfp(config, store, device, progress=True, on_round=lambda row: _progress(_round_summary(row)))
+    summary = "\n".join(
+        [
+            *(_round_summary(row) for row in result["rounds"]),
+            f"stopped: {result['stop_reason']}",
+            f"kept round {result['final_round']}: accuracy {result['acc_base']:.4f} -> {result['acc_final']:.4f}  "
+            f"MACs {result['macs_base']:,} -> {result['macs_pruned']:,} ({result['macs_reduction']:.1%} fewer)  "
+            f"params {result['params_base']:,} -> {result['params_pruned']:,}  in {result['seconds']:.0f} s",
+        ]
+    )
+    _emit(args, result, summary)
+
+
+def cmd_pretraining(args: argparse.Namespace, store: RunStore, device) -> None:
+    study = PretrainingStudy(
+        args.model,
+        args.target,
+        IMAGENET if args.source == IMAGENET else Task.parse(args.source),
+        args.criterion,
+        args.ratios,
+        args.seeds,
+        args.epochs,
+        args.source_epochs,
+        args.finetune_epochs,
+        args.lr,
+    )
+
+    def report(done: int, total: int, row: dict) -> None:
+        _progress(f"[{done}/{total}] {row['modality']:>10}: {_summary(row)}")
+
+    results = study.run(store, device, on_result=report, progress=True)
+    summary = study.summarise(results)
+    share = study.prunable_share(summary, args.tolerance)
+    lines = [
+        f"{row['modality']:>10} ratio {row['ratio']:.2f}: {row['params_removed_mean']:.1%} of parameters removed, "
+        f"base {row['acc_base_mean']:.3f}, pruned {row['acc_pruned_mean']:.3f} ± {row['acc_pruned_std']:.3f}, "
+        f"fine-tuned {row['acc_final_mean']:.3f} ± {row['acc_final_std']:.3f} ({row['seeds']} seeds)"
+        for row in summary
+    ]
+    lines += [
+        f"{modality:>10}: up to {value:.1%} of parameters removed within {args.tolerance:.0%} of its base"
+        for modality, value in share.items()
+    ]
+    payload = {
+        "target": str(study.target),
+        "source": str(study.source),
+        "runs": results,
+        "summary": summary,
+        "prunable_share": share,
+    }
+    _emit(args, payload, "\n".join(lines))
+
+
+def _run_line(run) -> str:
+    """One run of the store in a line; a row another version wrote, with fields this one does not know,
+    is listed with what it has."""
+    config = run.config if isinstance(run.config, dict) else {}
+    base = config.get("base", config) if isinstance(config.get("base", config), dict) else {}
+    what = f"{base.get('model', '?')} {base.get('dataset', '?')} seed {base.get('seed', '?')}"
+    if run.kind == "prune":
+        what += f" | {config.get('criterion')} {config.get('ratio')} {config.get('mode')} seed {config.get('seed')}"
+    elif run.kind == "masks":
+        what += f" | {config.get('retrain')} of {config.get('n_masks')} {config.get('granularity')} masks"
+        what += f" {config.get('ratio')} seed {config.get('seed')}"
+    elif run.kind in ("hbfp", "hbfp-round"):
+        what += f" | {config.get('criterion')} rounds of {config.get('round_ratio')}"
+        what += f", round {config['round']}" if "round" in config else ""
+    outcome = run.error or ""
+    if run.done and isinstance(run.result, dict):
+        acc = run.result.get("acc_final", run.result.get("acc"))
+        outcome = f"acc {acc:.4f}" if isinstance(acc, float) else ""
+    return f"{run.key}  {run.kind:5} {run.status:7} {what}  {outcome}"
+
+
+def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
+    runs = store.runs()
+    if args.json:
+        fields = ("key", "kind", "status", "config", "result", "error")
+        print(json.dumps([{name: getattr(run, name) for name in fields} for run in runs], indent=2))
+        return
+    print(f"{len(runs)} runs in {store.path}")
+    for run in runs:
+        print(_run_line(run))
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "prune": cmd_prune,
+    "compare": cmd_compare,
+    "masks": cmd_masks,
+    "hbfp": cmd_hbfp,
+    "pretraining": cmd_pretraining,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        store = RunStore(args.home)
+        if args.command == "runs":
+            cmd_runs(args, store)
+            return 0
+        COMMANDS[args.command](args, store, resolve_device(args.device))
+    except PlasticityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: finished runs are kept in the store; run the same command again to resume", file=sys.stderr
+        )
+        return 130
+    return 0

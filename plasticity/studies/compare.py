@@ -1,0 +1,70 @@
+"""Does a criterion beat random? (Mittal et al.) Every criterion at every ratio and seed, on shared bases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import pandas as pd
+
+from plasticity.runs.base import TrainConfig
+from plasticity.runs.prune import PruneConfig
+from plasticity.studies.core import Planned, Study, aggregate, by_stage, done_rows
+
+
+@dataclass(frozen=True)
+class Comparison(Study):
+    """Every criterion at every ratio and seed. Seed s prunes and fine-tunes with s, on the base trained
+    with s, or on the base trained with `base_seed` for every seed (the dashboard's: its selected base)."""
+
+    base: TrainConfig = TrainConfig()
+    criteria: tuple[str, ...] = ("random", "l1")
+    ratios: tuple[float, ...] = (0.25, 0.5, 0.75)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    finetune_epochs: int = 3
+    mode: str = "remove"
+    lr: float = 0.01
+    classes: tuple[int, ...] = ()
+    base_seed: int | None = None
+
+    cells: ClassVar[tuple[str, ...]] = ("criterion", "ratio")
+    columns: ClassVar[list[str]] = [
+        "criterion",
+        "ratio",
+        "seed",
+        "acc_base",
+        "acc_pruned",
+        "acc_final",
+        "macs_pruned",
+        "params_pruned",
+        "latency_ms_pruned",
+        "status",
+    ]
+
+    def __post_init__(self):
+        for name in ("criteria", "ratios", "seeds", "classes"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def plan(self) -> list[Planned]:
+        return [
+            Planned(
+                PruneConfig(
+                    replace(self.base, seed=seed if self.base_seed is None else self.base_seed),
+                    criterion,
+                    ratio,
+                    seed,
+                    self.finetune_epochs,
+                    self.mode,
+                    self.lr,
+                    classes=self.classes,
+                )
+            )
+            for seed in self.seeds
+            for criterion in self.criteria
+            for ratio in self.ratios
+        ]
+
+    def chart_summary(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Mean, min and max over seeds of the accuracy after pruning and after fine-tuning, per stage."""
+        summary = aggregate(done_rows(table), self.cells, self.metrics, stats=("mean", "min", "max"))
+        return by_stage(summary, self.cells).sort_values(["stage", "criterion", "ratio"])

@@ -1,0 +1,68 @@
+"""Charts of the Prune & recover page: the recovery curves and the filters kept per layer."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.charts.style import BASE_COLOR, color_for, layout
+
+
+def recovery_chart(table: pd.DataFrame, base_accuracy: float, epochs: int) -> go.Figure:
+    """Accuracy against fine-tuning epoch, one line per run, the base's accuracy as a dashed line."""
+    fig = go.Figure()
+    names = list(dict.fromkeys(table["run"]))
+    for name in names:
+        run = table[table["run"] == name]
+        fig.add_trace(
+            go.Scatter(
+                x=run["epoch"],
+                y=run["accuracy"] * 100,
+                name=name,
+                mode="lines+markers",
+                line={"color": color_for(name, names), "width": 3, "dash": "dot" if "mask" in name else "solid"},
+                marker={"size": 9},
+                hovertemplate=f"{name}<br>epoch %{{x}}<br>accuracy %{{y:.1f}}%<extra></extra>",
+            )
+        )
+    fig.add_hline(
+        y=base_accuracy * 100,
+        line={"color": BASE_COLOR, "dash": "dash"},
+        annotation_text=f"before pruning {base_accuracy:.1%}",
+        annotation_position="top left",
+    )
+    fig.update_xaxes(title="fine-tuning epoch (0 = just pruned)", range=[-0.2, epochs + 0.2], dtick=1)
+    fig.update_yaxes(title="test accuracy (%)")
+    return layout(fig, "Recovery while fine-tuning")
+
+
+def channels_chart(table: pd.DataFrame) -> go.Figure:
+    """Filters kept per conv layer, one bar per run, beside the layer's original width."""
+    fig = go.Figure()
+    layers = list(dict.fromkeys(table["layer"]))
+    original = table.drop_duplicates("layer").set_index("layer")["original"]
+    fig.add_trace(
+        go.Bar(
+            x=layers,
+            y=[original[layer] for layer in layers],
+            name="before pruning",
+            marker={"color": "rgba(0,0,0,0)", "line": {"color": BASE_COLOR, "width": 2}},
+            hovertemplate="%{x}: %{y} filters before pruning<extra></extra>",
+        )
+    )
+    names = list(dict.fromkeys(table["run"]))
+    for name in names:
+        run = table[table["run"] == name]
+        fig.add_trace(
+            go.Bar(
+                x=run["layer"],
+                y=run["kept"],
+                name=f"kept by {name}",
+                marker={"color": color_for(name, names)},
+                hovertemplate=f"%{{x}}: {name} keeps %{{y}} filters<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="conv layer")
+    fig.update_yaxes(title="filters")
+    return layout(fig, "Filters kept per layer", height=440, legend_below=True)

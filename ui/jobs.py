@@ -1,0 +1,135 @@
+"""Job control for every page: this session's job for the runs on screen, its Run/Stop buttons, its progress.
+
+A page keeps each of its jobs in the session state under a name, as `(keys, job)`: the keys of the runs
+the job was started for. When the page's settings change, its runs' keys change, and the old job is
+no longer the page's (a page that follows the user, like Prune & recover, stops it: `replace`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from plasticity.jobs import Job, JobState, runs_work, start_job
+from plasticity.runs import Base, RunConfig
+from plasticity.store import RunStore
+
+REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
+
+
+def current(name: str, wanted: tuple) -> Job | None:
+    """This session's job `name`, if it was started for exactly the runs `wanted`."""
+    keys, job = st.session_state.get(name, ((), None))
+    return job if keys == wanted else None
+
+
+def keep(name: str, wanted: tuple, job: Job | None) -> Job | None:
+    st.session_state[name] = (wanted, job)
+    return job
+
+
+def replace(name: str, wanted: tuple, start: Callable[[], Job | None]) -> Job | None:
+    """The job `name` for `wanted`: kept while the runs on screen stay the same; otherwise the old one is
+    stopped (nobody looks at it) and `start()` gives the new one (None when nothing needs to run)."""
+    keys, job = st.session_state.get(name, ((), None))
+    if keys == wanted:
+        return job
+    if job is not None:
+        job.cancel()
+    return keep(name, wanted, start())
+
+
+def follow(job: Job | None, render: Callable[[JobState | None], None]) -> None:
+    """Render `job`'s state now and, while it runs, again every fraction of a second (only this part
+    of the page); when the job ends the whole page reruns once so everything shows the final result."""
+    running = job is not None and job.snapshot().running
+
+    def view() -> None:
+        state = job.snapshot() if job is not None else None
+        render(state)
+        if running and state is not None and state.done:
+            st.rerun()
+
+    st.fragment(view, run_every=REFRESH_SECONDS if running else None)()
+
+
+def follow_runs(
+    name: str, configs: dict[str, RunConfig], store: RunStore, device: str, base: Base, label: str
+) -> tuple[dict[str, dict], Job | None, bool]:
+    """The named runs a page shows as soon as its settings are chosen: their stored results, the job that
+    computes the others (started when the settings changed, the previous view's job stopped), and
+    whether that job was started by this rerun."""
+    finished = {name: run.result for name, config in configs.items() if (run := store.done(config.key))}
+    wanted = tuple(config.key for config in configs.values())
+    fresh = st.session_state.get(name, ((), None))[0] != wanted
+
+    def start() -> Job | None:
+        if len(finished) == len(configs):
+            return None
+        return start_job(label, runs_work(configs, store, device, base))
+
+    return finished, replace(name, wanted, start), fresh
+
+
+def retry_button(name: str) -> None:
+    """After a failure or a stop: a button that starts the page's runs again."""
+    if st.button("Try again", key="retry"):
+        st.session_state.pop(name, None)
+        st.rerun()
+
+
+def running(job: Job | None) -> bool:
+    return job is not None and job.snapshot().running
+
+
+def run_and_stop(
+    name: str,
+    wanted: tuple,
+    start: Callable[[], Job],
+    *,
+    label: str,
+    run_key: str | None = None,
+    stop_key: str | None = None,
+) -> Job | None:
+    """The Run button (`label`; disabled when it reads "Every ... is done" or the job runs) and the Stop
+    button; a job started here is kept under `name` for `wanted`."""
+    job = current(name, wanted)
+    run_col, stop_col, _ = st.columns([2, 1, 4])
+    nothing_to_do = label.startswith("Every ")
+    if run_col.button(label, type="primary", disabled=running(job) or nothing_to_do, key=run_key or f"{name}_run"):
+        job = keep(name, wanted, start())
+    if stop_col.button("Stop", disabled=not running(job), key=stop_key or f"{name}_stop"):
+        job.cancel()
+    return job
+
+
+def missing_label(missing: int) -> str:
+    return f"Run the {missing} missing run{'s' if missing != 1 else ''}" if missing else "Every run is done"
+
+
+def show_progress(state: JobState | None, default: str = "starting") -> bool:
+    """The progress bar of a running job, then its error or stop; True when there was one."""
+    if state is not None and state.running:
+        st.progress(state.progress, text=f"{state.label}: {state.message or default}")
+    return show_problem(state)
+
+
+def show_problem(state: JobState | None) -> bool:
+    """An error or a stop, shown in the page; True when there was one."""
+    if state is None:
+        return False
+    if state.error:
+        st.error(f"{state.label} failed: {state.error}")
+        return True
+    if state.cancelled:
+        st.warning(f"{state.label} was stopped; what finished is kept in the run store.")
+        return True
+    return False
+
+
+def show_failures(table: pd.DataFrame) -> None:
+    """One warning per distinct failure among a study's runs."""
+    for status in table.loc[table["status"].str.startswith("failed"), "status"].unique():
+        st.warning(f"Some runs failed ({status.removeprefix('failed: ')}); running them again retries them.")

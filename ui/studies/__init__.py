@@ -1,0 +1,1 @@
+"""The tabs of the Class subsets & pre-training page, one file each."""

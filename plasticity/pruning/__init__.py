@@ -8,11 +8,8 @@
 - `cost`: MACs, parameters and measured latency.
 """
 
-import importlib
+from plasticity.lazy import lazy_attributes
 
-# The names below are imported from their modules on first use (PEP 562), not when the package is: the
-# dashboard imports the library from two threads at once (its warm-up and the first page), and a
-# package that imported its modules eagerly could then be seen half-initialised by the other thread.
 _EXPORTS = {
     "Cost": "plasticity.pruning.cost",
     "Criterion": "plasticity.pruning.criteria",
@@ -32,8 +29,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -6,11 +6,8 @@
 - `hbfp`: history-based filter pruning in rounds (`HbfpConfig`, `run_hbfp`).
 """
 
-import importlib
+from plasticity.lazy import lazy_attributes
 
-# The names below are imported from their modules on first use (PEP 562), not when the package is: the
-# dashboard imports the library from two threads at once (its warm-up and the first page), and a
-# package that imported its modules eagerly could then be seen half-initialised by the other thread.
 _EXPORTS = {
     "Base": "plasticity.runs.base",
     "HbfpConfig": "plasticity.runs.hbfp",
@@ -34,8 +31,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

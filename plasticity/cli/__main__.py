@@ -2,6 +2,6 @@
 
 import sys
 
-from plasticity.cli.commands import main
+from plasticity.cli import main
 
 sys.exit(main())

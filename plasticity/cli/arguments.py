@@ -1,24 +1,23 @@
-"""The options of every `plasticity` command, with a description and an example in its --help."""
+"""The options of every `plasticity` command, with a description, an example and every default in its --help.
+
+This module imports neither torch nor the rest of the library, so `plasticity --help`, `--version` and
+an argument error answer at once. It checks only the form of a value (a number, a finite number, a
+list); names (models, data sets, criteria, modes...), ranges and class lists are checked by the
+library's configs when the command runs, before anything is trained or stored. The defaults written
+here are the configs' own: `tests/test_cli_front_door.py` compares them.
+
+To add an option or a command: a line in its `_add_*` function (a new command also gets an entry in
+`DESCRIPTIONS` and `ARGUMENTS` here and in `commands.COMMANDS`), with no import from the library.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import textwrap
 from collections.abc import Callable
 
 from plasticity import __version__
-from plasticity.data import list_datasets, parse_classes
-from plasticity.errors import InvalidConfigError
-from plasticity.models import list_models
-from plasticity.pruning.criteria import list_criteria
-from plasticity.pruning.masks import PICKS, list_granularities
-from plasticity.pruning.pairs import DROP_RULES
-from plasticity.pruning.prune import list_modes
-from plasticity.runs import (
-    HbfpConfig,
-    MaskConfig,
-    TrainConfig,
-)
-from plasticity.studies import IMAGENET, Comparison, PretrainingStudy, Task
 
 DESCRIPTIONS = {
     "train": (
@@ -51,49 +50,93 @@ DESCRIPTIONS = {
         "and one started from a source task's weights, same budget, over ratios and seeds.",
         "plasticity pretraining --target mnist-5k:5-9 --source mnist-5k:0-4 --criterion l1 --ratios 0.5,0.9",
     ),
-    "runs": ("List what the run store holds: every run's key, kind, status and headline figure.", "plasticity runs"),
+    "runs": (
+        "List what the run store holds: every run's key, kind, status and headline figure.",
+        "plasticity runs --json",
+    ),
 }
 
+UNKNOWN_LISTS = "an unknown name lists the known ones"
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's default in --help, and descriptions kept as written."""
+
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line on stderr, like every other error of the command, and exit status 2."""
+
+    def error(self, message: str):
+        message = message if len(message) <= 300 else message[:300] + "..."  # argparse quotes the whole value
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Descriptions kept as written, and every option's default, unless its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if action.nargs == 0:  # a flag
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def integer(text: str) -> int:
+    """An int written in decimal, with at most 18 digits (every count and seed fits; a typo does not)."""
+    digits = text.strip().removeprefix("-")
+    if not digits.isdigit() or len(digits) > 18:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {_shown(text)}")
+    return int(text)
+
+
+def number(text: str) -> float:
+    """A finite float: nan and inf are no learning rate, ratio or width."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {_shown(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {_shown(text)}")
+    return value
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The user's text quoted in an error, cut short: an error line stays one readable line."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _list_of(kind: Callable[[str], object], what: str) -> Callable[[str], list]:
     def parse(text: str) -> list:
+        parts = [part for part in text.split(",") if part.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got an empty list")
         try:
-            return [kind(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+            return [kind(part) for part in parts]
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {_shown(text)}") from None
 
     return parse
 
 
-def _classes(text: str) -> tuple[int, ...]:
-    try:
-        return parse_classes(text)
-    except InvalidConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
-    parser.add_argument("--home", default=None, help="run store folder (default: $PLASTICITY_HOME)")
+    _store(parser)
+
+
+def _store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", default=None, help="run store folder (default: $PLASTICITY_HOME or ~/.plasticity)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 def _base_arguments(parser: argparse.ArgumentParser) -> None:
-    base = TrainConfig()
-    parser.add_argument("--model", default=base.model, help=f"one of {', '.join(list_models())}")
-    parser.add_argument("--dataset", default=base.dataset, help=f"one of {', '.join(list_datasets())}")
-    parser.add_argument("--epochs", type=int, default=base.epochs, help="training epochs of the base")
-    parser.add_argument("--base-lr", type=float, default=base.lr, help="learning rate of the base")
-    parser.add_argument("--batch-size", type=int, default=base.batch_size, help="training batch size")
-    parser.add_argument("--width", type=float, default=base.width, help="channel width multiplier")
+    parser.add_argument("--model", default="lenet5", help=f"model name ({UNKNOWN_LISTS})")
+    parser.add_argument("--dataset", default="mnist-5k", help=f"data set name ({UNKNOWN_LISTS})")
+    parser.add_argument("--epochs", type=integer, default=12, help="training epochs of the base")
+    parser.add_argument("--base-lr", type=number, default=0.01, help="learning rate of the base")
+    parser.add_argument("--batch-size", type=integer, default=64, help="training batch size")
+    parser.add_argument("--width", type=number, default=1.0, help="channel width multiplier")
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
     parser.add_argument(
         "--history-every-steps",
-        type=int,
+        type=integer,
         default=0,
         metavar="K",
         help="record the base's filter norms every K steps too, not only at epoch ends (0: epoch ends only)",
@@ -102,144 +145,137 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fine_tuning_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning epochs after pruning")
-    parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning learning rate")
-    parser.add_argument(
-        "--mode", choices=list_modes(), default="remove", help="remove filters for real, or only zero them"
-    )
+    parser.add_argument("--finetune-epochs", type=integer, default=3, help="fine-tuning epochs after pruning")
+    parser.add_argument("--lr", type=number, default=0.01, help="fine-tuning learning rate")
+    parser.add_argument("--mode", default="remove", help="remove: take the filters out; mask: only zero them")
     parser.add_argument(
         "--classes",
-        type=_classes,
-        default=(),
+        default="",
         help="prune for these classes only, like 3,5,8 or 0-4: criteria, fine-tuning and accuracy on their images "
         "(default: every class)",
     )
 
 
 def _seeds(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--seed", type=int, default=0, help=f"seed of the base and of {what}")
-    parser.add_argument("--base-seed", type=int, default=None, help="train the base with this seed instead")
+    parser.add_argument("--seed", type=integer, default=0, help=f"seed of the base and of {what}")
+    parser.add_argument(
+        "--base-seed", type=integer, default=None, help="train the base with this seed instead (default: --seed)"
+    )
 
 
 def _layer_ratio(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--layer-ratio", action="append", default=[], metavar="LAYER=RATIO", help="a different ratio for one layer"
+        "--layer-ratio",
+        action="append",
+        default=[],
+        metavar="LAYER=RATIO",
+        help="a different ratio for one layer; repeat for more (default: none)",
     )
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    _base_arguments(parser)
+    parser.add_argument("--seed", type=integer, default=0, help="seed of the initialisation and of the batches")
 
 
 def _add_prune(parser: argparse.ArgumentParser) -> None:
     _base_arguments(parser)
     _fine_tuning_arguments(parser)
-    parser.add_argument("--criterion", default="random", help=f"one of {', '.join(list_criteria())}")
-    parser.add_argument("--ratio", type=float, default=0.5, help="fraction of each conv layer's filters to remove")
+    parser.add_argument("--criterion", default="random", help=f"pruning criterion ({UNKNOWN_LISTS})")
+    parser.add_argument("--ratio", type=number, default=0.5, help="fraction of each conv layer's filters to remove")
     _layer_ratio(parser)
     _seeds(parser, "the pruning and fine-tuning")
-    parser.add_argument("--checkpoint", default=None, help="prune the base model in this checkpoint file")
+    parser.add_argument(
+        "--checkpoint", default=None, help="prune the base model in this checkpoint file (default: train one)"
+    )
 
 
 def _add_compare(parser: argparse.ArgumentParser) -> None:
     _base_arguments(parser)
     _fine_tuning_arguments(parser)
-    defaults = Comparison()
-    parser.add_argument("--criteria", type=_list_of(str, "names"), default=list(defaults.criteria), help="criteria")
-    parser.add_argument("--ratios", type=_list_of(float, "ratios"), default=list(defaults.ratios), help="ratios")
-    parser.add_argument("--seeds", type=_list_of(int, "seeds"), default=list(defaults.seeds), help="seeds")
-    parser.add_argument("--base-seed", type=int, default=None, help="one base for every seed, trained with this seed")
+    parser.add_argument("--criteria", type=_list_of(str, "names"), default="random,l1", help="criteria")
+    parser.add_argument("--ratios", type=_list_of(number, "ratios"), default="0.25,0.5,0.75", help="ratios")
+    parser.add_argument("--seeds", type=_list_of(integer, "seeds"), default="0,1,2", help="seeds")
+    parser.add_argument(
+        "--base-seed", type=integer, default=None, help="one base for every seed, trained with this seed (default: none)"
+    )
 
 
 def _add_masks(parser: argparse.ArgumentParser) -> None:
     _base_arguments(parser)
-    defaults = MaskConfig()
-    parser.add_argument("--granularity", default=defaults.granularity, help=f"one of {', '.join(list_granularities())}")
+    parser.add_argument("--granularity", default="kernel", help="feature-map, kernel or intra-kernel")
     parser.add_argument(
         "--ratio",
-        type=float,
-        default=defaults.ratio,
+        type=number,
+        default=0.6,
         help="fraction of each conv layer's feature maps, kernels or kernel positions to remove",
     )
-    parser.add_argument("--n-masks", type=int, default=defaults.n_masks, help="random masks to try")
-    parser.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs, help="retraining epochs")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="retraining learning rate")
-    parser.add_argument("--retrain", choices=PICKS, default=defaults.retrain, help="which mask, by validation accuracy")
+    parser.add_argument("--n-masks", type=integer, default=50, help="random masks to try")
+    parser.add_argument("--finetune-epochs", type=integer, default=3, help="retraining epochs")
+    parser.add_argument("--lr", type=number, default=0.01, help="retraining learning rate")
+    parser.add_argument("--retrain", default="best", help="which mask, by validation accuracy: best, median or worst")
     _layer_ratio(parser)
     _seeds(parser, "the masks and the retraining")
 
 
 def _add_hbfp(parser: argparse.ArgumentParser) -> None:
     _base_arguments(parser)
-    defaults = HbfpConfig()
     parser.add_argument(
         "--criterion",
-        default=defaults.criterion,
+        default="hbfp",
         help="hbfp, or another criterion run through the same rounds on the same budget",
     )
     parser.add_argument(
-        "--round-ratio",
-        type=float,
-        default=defaults.round_ratio,
-        help="share of each conv layer's original filters pruned per round",
+        "--round-ratio", type=number, default=0.1, help="share of each conv layer's original filters pruned per round"
     )
-    parser.add_argument("--optimise-epochs", type=int, default=defaults.optimise_epochs, help="epochs with the pairs")
-    parser.add_argument("--retrain-epochs", type=int, default=defaults.retrain_epochs, help="epochs after pruning")
+    parser.add_argument("--optimise-epochs", type=integer, default=2, help="epochs with the pairs")
+    parser.add_argument("--retrain-epochs", type=integer, default=2, help="epochs after pruning")
     parser.add_argument(
-        "--strength",
-        type=float,
-        default=defaults.strength,
-        help="lambda of the regulariser that pulls each pair's l1-norms together",
+        "--strength", type=number, default=3e-4, help="lambda of the regulariser that pulls each pair's l1-norms together"
     )
-    parser.add_argument("--drop", choices=DROP_RULES.names(), default=defaults.drop, help="which filter of a pair goes")
+    parser.add_argument(
+        "--drop", default="lower-importance", help="which filter of a pair goes: lower-importance or larger-cumulative"
+    )
     parser.add_argument(
         "--threshold",
-        type=float,
-        default=defaults.threshold,
+        type=number,
+        default=0.01,
         help="stop once validation accuracy is more than this below the best; 0.01 is 1 point",
     )
-    parser.add_argument("--max-rounds", type=int, default=defaults.max_rounds, help="rounds at most")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
+    parser.add_argument("--max-rounds", type=integer, default=30, help="rounds at most")
+    parser.add_argument("--lr", type=number, default=0.01, help="learning rate")
     _seeds(parser, "the rounds")
 
 
 def _add_pretraining(parser: argparse.ArgumentParser) -> None:
-    defaults = PretrainingStudy()
-    parser.add_argument("--model", default=defaults.model, help=f"one of {', '.join(list_models())}")
+    parser.add_argument("--model", default="lenet5", help=f"model name ({UNKNOWN_LISTS})")
     parser.add_argument(
-        "--target",
-        type=Task.parse,
-        default=defaults.target,
-        help="the task both bases learn: DATASET or DATASET:CLASSES",
+        "--target", default="mnist-5k:5-9", help="the task both bases learn: DATASET or DATASET:CLASSES"
     )
     parser.add_argument(
         "--source",
-        default=str(defaults.source),
-        help=f"what the pretrained base learned first: a task, or {IMAGENET} (torchvision's weights; "
+        default="mnist-5k:0-4",
+        help="what the pretrained base learned first: a task, or imagenet (torchvision's weights; "
         "needs a network connection once)",
     )
-    parser.add_argument("--criterion", default=defaults.criterion, help=f"one of {', '.join(list_criteria())}")
-    parser.add_argument("--ratios", type=_list_of(float, "ratios"), default=list(defaults.ratios), help="ratios")
-    parser.add_argument("--seeds", type=_list_of(int, "seeds"), default=list(defaults.seeds), help="seeds")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs on the target")
-    parser.add_argument(
-        "--source-epochs", type=int, default=defaults.source_epochs, help="training epochs on the source"
-    )
-    parser.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs, help="fine-tuning epochs")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of training and fine-tuning")
+    parser.add_argument("--criterion", default="l1", help=f"pruning criterion ({UNKNOWN_LISTS})")
+    parser.add_argument("--ratios", type=_list_of(number, "ratios"), default="0.25,0.5,0.75,0.9", help="ratios")
+    parser.add_argument("--seeds", type=_list_of(integer, "seeds"), default="0,1,2", help="seeds")
+    parser.add_argument("--epochs", type=integer, default=5, help="training epochs on the target")
+    parser.add_argument("--source-epochs", type=integer, default=5, help="training epochs on the source")
+    parser.add_argument("--finetune-epochs", type=integer, default=2, help="fine-tuning epochs")
+    parser.add_argument("--lr", type=number, default=0.01, help="learning rate of training and fine-tuning")
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=number,
         default=0.01,
         help="accuracy a pruned model may lose and still count, 0.01 is 1 point",
     )
     _common(parser)
 
 
-def _add_train(parser: argparse.ArgumentParser) -> None:
-    _base_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batches")
-
-
 def _add_runs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", default=None, help="run store folder (default: $PLASTICITY_HOME)")
-    parser.add_argument("--json", action="store_true", help="print every run as JSON on stdout")
+    _store(parser)
 
 
 ARGUMENTS = {
@@ -254,15 +290,22 @@ ARGUMENTS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plasticity", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="plasticity",
+        description="How convolutional networks recover after their filters are pruned away: train, prune, "
+        "compare and list runs. Finished runs are kept in the run store and never computed twice.",
+        epilog="example:\n  plasticity prune --criterion l1 --ratio 0.5 --json\n"
+        "every command's options: plasticity COMMAND --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"plasticity {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, add_arguments in ARGUMENTS.items():
         description, example = DESCRIPTIONS[name]
         sub = commands.add_parser(
             name,
             help=description.split(". ")[0].split(" (")[0],
-            description=description,
+            description=textwrap.fill(description, 88),
             epilog=f"example:\n  {example}",
             formatter_class=_Help,
         )

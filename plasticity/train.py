@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from plasticity.data import Dataset, Split, batches
+from plasticity.data import Dataset, Split, augment_batch, batches
 from plasticity.errors import DivergedError, InvalidConfigError
 
 
@@ -104,6 +104,8 @@ class Trainer:
         for _ in range(epochs):
             self.model.train()
             for images, labels in batches(self.data.train, self.batch_size, self.generator):
+                if self.data.augment:
+                    images = augment_batch(images, self.generator)
                 loss = loss_fn(self.model(self.data.normalize(images)), labels)
                 for callback in self.callbacks:
                     penalty = callback.loss_penalty(self)

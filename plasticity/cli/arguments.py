@@ -118,6 +118,12 @@ def _list_of(kind: Callable[[str], object], what: str) -> Callable[[str], list]:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder with the data sets' own files (MNIST IDX, CIFAR batches, SVHN .mat, caltech101/) "
+        "(default: $PLASTICITY_DATA)",
+    )
     _store(parser)
 
 
@@ -128,7 +134,12 @@ def _store(parser: argparse.ArgumentParser) -> None:
 
 def _base_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="lenet5", help=f"model name ({UNKNOWN_LISTS})")
-    parser.add_argument("--dataset", default="mnist-5k", help=f"data set name ({UNKNOWN_LISTS})")
+    parser.add_argument(
+        "--dataset",
+        default="mnist-5k",
+        help=f"data set name ({UNKNOWN_LISTS}), or folder:PATH (class sub-folders of images); options after ?, "
+        "like cifar10?augment=crop-flip or folder:PATH?size=64,channels=3",
+    )
     parser.add_argument("--epochs", type=integer, default=12, help="training epochs of the base")
     parser.add_argument("--base-lr", type=number, default=0.01, help="learning rate of the base")
     parser.add_argument("--batch-size", type=integer, default=64, help="training batch size")

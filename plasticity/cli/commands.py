@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from plasticity.data import parse_classes
 from plasticity.errors import InvalidConfigError, PlasticityError
@@ -269,6 +271,8 @@ COMMANDS = {
 
 def run(args: argparse.Namespace) -> int:
     """Run the command `args` were read for; the exit status."""
+    if getattr(args, "data_root", None):
+        os.environ["PLASTICITY_DATA"] = str(Path(args.data_root).expanduser())  # data.data_dir() reads it
     try:
         store = RunStore(args.home)
         if args.command == "runs":

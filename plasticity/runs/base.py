@@ -19,7 +19,7 @@ from torch import nn
 
 from plasticity.card import ASSETS
 from plasticity.checkpoint import Checkpoint, load_checkpoint
-from plasticity.data import Dataset, load_dataset
+from plasticity.data import Dataset, canonical_name, load_dataset
 from plasticity.errors import InvalidConfigError, PlasticityError
 from plasticity.models import ModelSpec, classifier_layer, create_model
 from plasticity.pruning.cost import measure
@@ -54,6 +54,7 @@ class TrainConfig(RunConfig):
         if self.history_every_steps < 0:
             raise InvalidConfigError(f"history_every_steps must be >= 0; got {self.history_every_steps}")
         object.__setattr__(self, "classes", tuple(sorted({int(c) for c in self.classes})))
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one key however a folder is written
         source = self.init_from
         if source is not None:
             if (source.model, source.width) != (self.model, self.width):

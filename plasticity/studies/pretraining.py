@@ -11,10 +11,11 @@ A task is written `dataset` or `dataset:classes`, e.g. `mnist-5k:0-4` (digits 0 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from plasticity.data import format_classes, list_datasets, parse_classes
+from plasticity.data import DATASETS, canonical_name, format_classes, list_datasets, parse_classes
 from plasticity.errors import InvalidConfigError
 from plasticity.runs.base import TrainConfig
 from plasticity.runs.prune import PruneConfig
@@ -33,12 +34,14 @@ class Task:
 
     @classmethod
     def parse(cls, text: str) -> Task:
-        dataset, _, classes = text.partition(":")
-        if dataset not in list_datasets():
+        dataset, _, classes = text.rpartition(":")
+        if not re.fullmatch(r"[0-9, -]+", classes):  # no classes: the colon is the data set's own (folder:PATH)
+            dataset, classes = text, ""
+        if dataset.partition("?")[0] not in DATASETS:
             raise InvalidConfigError(
                 f"unknown data set {dataset!r} in task {text!r}; known: {', '.join(list_datasets())}"
             )
-        return cls(dataset, parse_classes(classes) if classes else ())
+        return cls(canonical_name(dataset), parse_classes(classes) if classes else ())
 
     def __str__(self) -> str:
         return f"{self.dataset}:{format_classes(self.classes)}" if self.classes else self.dataset

@@ -49,11 +49,15 @@ def dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.Depend
         return tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
 
 
-def prunable_groups(model: nn.Module, graph: tp.DependencyGraph) -> list[PrunableGroup]:
+def prunable_groups(
+    model: nn.Module, graph: tp.DependencyGraph, kept: list[nn.Module] | None = None
+) -> list[PrunableGroup]:
+    """One group per decision; the layers in `kept` (default: the classifier) keep their outputs."""
     names = {module: name for name, module in model.named_modules()}
     order = {name: i for i, name in enumerate(names.values())}  # the model's own order, not the trace's
     groups = []
-    for group in graph.get_all_groups(ignored_layers=[classifier_layer(model)], root_module_types=[nn.Conv2d]):
+    ignored = [classifier_layer(model)] if kept is None else kept
+    for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d]):
         convs = [
             item.dep.target.module
             for item in group

@@ -1,0 +1,120 @@
+"""The detector and SegNet pruned for real: SegNet's unpooling stays coupled to its encoder, pruned
+networks run with the right output structure and are smaller, and a run goes through the store."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from plasticity.errors import InvalidConfigError
+from plasticity.pruning.groups import cut_slices, dependency_graph, prunable_groups, pruning_group
+from plasticity.store import RunStore
+from plasticity.tasks.networks import NETWORKS, NetworkSpec, SegNet, create_network
+from plasticity.tasks.runs import (
+    SceneBase,
+    ScenePruneConfig,
+    SceneTrainConfig,
+    get_scene_base,
+    prune_network,
+    run_scene_prune,
+)
+from plasticity.tasks.scenes import Picture, build_scenes
+
+
+def _remove_or_zero(model: SegNet, example: torch.Tensor, remove: bool) -> list[list[str]]:
+    """Every third filter of every group of `model` removed, or only zeroed where it is cut."""
+    graph = dependency_graph(model, example)
+    groups = prunable_groups(model, graph, [model.classifier])
+    plan = [pruning_group(graph, group, list(range(1, group.size, 3))) for group in groups]
+    for group in plan:
+        if remove:
+            group.prune()
+        else:
+            for module, name, dim, index in cut_slices(graph, group):
+                getattr(module, name).data.index_fill_(dim, index, 0.0)
+    return [[layer.name for layer in group.layers] for group in groups]
+
+
+def test_segnet_unpooling_is_coupled_to_its_encoder_stage():
+    """Removing filters must equal zeroing them: it does only if the conv that feeds an unpooling loses
+    the same channels as the encoder stage whose pooling indices it is unpooled with."""
+    torch.manual_seed(0)
+    model = SegNet(1, 3, widths=(8, 12, 16)).eval()
+    example = torch.randn(2, 1, 32, 32)
+    removed, zeroed = copy.deepcopy(model), copy.deepcopy(model)
+    groups = _remove_or_zero(removed, example, remove=True)
+    _remove_or_zero(zeroed, example, remove=False)
+    assert sum(p.numel() for p in removed.parameters()) < sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(removed(example), zeroed(example), atol=1e-5, rtol=1e-4)
+    assert ["encoder.0.1.0", "decoder.1.1.0"] in groups and ["encoder.1.1.0", "decoder.2.1.0"] in groups
+
+
+def _scenes(size: int = 32, count: int = 6):
+    rng = np.random.default_rng(0)
+    pictures = []
+    for _ in range(count):
+        pixels = rng.integers(0, 60, (size, size, 1), dtype=np.uint8)
+        mask = np.zeros((size, size), np.int64)
+        pixels[4:14, 6:16], mask[4:14, 6:16] = 250, 1
+        pictures.append(Picture(pixels, np.array([[6, 4, 16, 14]], np.float32), np.array([1]), mask))
+    return build_scenes("squares", pictures, ["square"])
+
+
+@pytest.mark.parametrize("name,criterion", [("fasterrcnn-tiny", "random"), ("segnet", "l1")])
+def test_a_pruned_network_runs_with_the_right_output_structure_and_is_smaller(name, criterion):
+    scenes = _scenes()
+    network = NETWORKS.get(name)
+    config = SceneTrainConfig(task=network.task, network=name, dataset="squares", epochs=0)
+    spec = NetworkSpec(name, scenes.channels, 1, scenes.image_size, scenes.mean, scenes.std)
+    base = SceneBase(config, create_network(spec).eval(), scenes, {})
+    pruned = prune_network(base, criterion, 0.5, seed=0)
+    assert sum(p.numel() for p in pruned.model.parameters()) < sum(p.numel() for p in base.model.parameters())
+    assert pruned.macs_pruned < pruned.macs_base
+    assert all(kept == original // 2 for kept, original in pruned.channels.values())
+    with torch.no_grad():
+        if network.task == "detection":
+            (output,) = pruned.model([scenes.test.images[0].float().expand(3, -1, -1) / 255])
+            assert set(output) == {"boxes", "labels", "scores"} and output["boxes"].shape[1:] == (4,)
+            # the heads read the backbone's kept outputs: they are the base's, unpruned
+            assert pruned.model.backbone.features[-1][0].out_channels == pruned.model.backbone.out_channels == 64
+            assert pruned.model.rpn.head.conv[0][0].in_channels == 64
+            assert pruned.model.roi_heads.box_head.fc6.in_features == 64 * 7 * 7
+        else:
+            output = pruned.model(scenes.normalize(scenes.test.images))
+            assert output.shape == (len(scenes.test), 2, 32, 32)
+
+
+def test_detection_refuses_a_criterion_that_needs_labels():
+    with pytest.raises(InvalidConfigError, match="random or a weight-based criterion"):
+        ScenePruneConfig(criterion="apoz")
+    with pytest.raises(InvalidConfigError, match="not a detection network"):
+        SceneTrainConfig(network="segnet")
+
+
+def test_a_segmentation_run_goes_through_the_store_and_is_found_again(tmp_path):
+    """A real mask folder (PNG files) -> base -> pruned and fine-tuned run, reported after each phase."""
+    folder = tmp_path / "cells"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(4):
+        mask = np.zeros((40, 40), np.uint8)
+        mask[5 + k : 20 + k, 10:30] = 1
+        Image.fromarray((mask * 200 + rng.integers(0, 40, (40, 40))).astype(np.uint8)).save(
+            folder / "images" / f"{k}.png"
+        )
+        Image.fromarray(mask).save(folder / "masks" / f"{k}.png")
+    store = RunStore(tmp_path / "home")
+    base_config = SceneTrainConfig(task="segmentation", network="segnet", dataset=f"masks:{folder}", epochs=1)
+    config = ScenePruneConfig(base_config, "l1", 0.25, seed=0, finetune_epochs=1)
+    reports = []
+    result = run_scene_prune(config, store, on_progress=reports.append)
+    assert [len(r["curve"]) for r in reports] == [0, 1, 1] and reports[0]["fps_base"] is None
+    assert 0 <= result["miou_pruned"] <= 1 and result["miou_final"] == result["curve"][-1]["miou"]
+    assert result["fps_base"] > 0 and result["fps_pruned"] > 0 and result["params_pruned"] < result["params_base"]
+    assert store.done(config.key).result == result
+    assert run_scene_prune(config, store) == result  # found, not redone
+    assert get_scene_base(base_config, store).result == store.done(base_config.key).result

@@ -27,8 +27,10 @@ DESCRIPTIONS = {
     ),
     "prune": (
         "Prune a base (trained first if the store has none), measure the accuracy right after pruning, "
-        "then fine-tune and record the recovery curve, MACs, parameters and latency.",
-        "plasticity prune --criterion l1 --ratio 0.5 --finetune-epochs 3 --json",
+        "then fine-tune and record the recovery curve, MACs, parameters and latency. With --task detection "
+        "or segmentation, a detector's backbone or a SegNet, scored by mAP or mean IoU, with frames per second.",
+        "plasticity prune --criterion l1 --ratio 0.5 --finetune-epochs 3 --json\n"
+        "  plasticity prune --task detection --dataset digits-canvas --criterion l1 --ratio 0.5 --json",
     ),
     "compare": (
         "Every criterion at every ratio and seed; seed s prunes the base trained with s (or --base-seed's "
@@ -57,6 +59,17 @@ DESCRIPTIONS = {
 }
 
 UNKNOWN_LISTS = "an unknown name lists the known ones"
+
+# The networks and data sets of detection and segmentation, the default first, written here so that
+# --help lists them without importing torch (`tests/test_cli_tasks.py` compares them with the library's).
+SCENE_TASKS = {
+    "detection": (
+        ("fasterrcnn-tiny", "fasterrcnn-mobilenet-v3"),
+        ("deepforest-trees", "digits-canvas", "stardist-nuclei", "voc:<path>", "coco:<path>"),
+    ),
+    "segmentation": (("segnet",), ("stardist-nuclei", "digits-canvas", "coco:<path>", "masks:<path>")),
+}
+SCENE_BATCH_SIZE = 8
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,17 +145,37 @@ def _store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-def _base_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="lenet5", help=f"model name ({UNKNOWN_LISTS})")
+class _Given(argparse.Action):
+    """Stores the value and notes that it was given: a scene task (--task) has its own defaults for it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _scene_default(what: int) -> str:
+    """', with --task detection X, --task segmentation Y': the scene tasks' default networks (0) or data (1)."""
+    return ", with " + ", ".join(f"--task {task} {lists[what][0]}" for task, lists in SCENE_TASKS.items())
+
+
+def _base_arguments(parser: argparse.ArgumentParser, tasks: bool = False) -> None:
+    """The base's options; with `tasks`, the model, data set and batch size have a default per --task."""
+    given = {"action": _Given} if tasks else {}
+    model, dataset = (_scene_default(what) if tasks else "" for what in (0, 1))
+    parser.add_argument(
+        "--model", default="lenet5", help=f"model name ({UNKNOWN_LISTS}; default: lenet5{model})", **given
+    )
     parser.add_argument(
         "--dataset",
         default="mnist-5k",
         help=f"data set name ({UNKNOWN_LISTS}), or folder:PATH (class sub-folders of images); options after ?, "
-        "like cifar10?augment=crop-flip or folder:PATH?size=64,channels=3",
+        f"like cifar10?augment=crop-flip or folder:PATH?size=64,channels=3 (default: mnist-5k{dataset})",
+        **given,
     )
     parser.add_argument("--epochs", type=integer, default=12, help="training epochs of the base")
     parser.add_argument("--base-lr", type=number, default=0.01, help="learning rate of the base")
-    parser.add_argument("--batch-size", type=integer, default=64, help="training batch size")
+    batch = f"default: 64, with --task detection or segmentation {SCENE_BATCH_SIZE}" if tasks else "default: 64"
+    parser.add_argument("--batch-size", type=integer, default=64, help=f"training batch size ({batch})", **given)
     parser.add_argument("--width", type=number, default=1.0, help="channel width multiplier")
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
     parser.add_argument(
@@ -189,8 +222,23 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=integer, default=0, help="seed of the initialisation and of the batches")
 
 
+def _task(parser: argparse.ArgumentParser) -> None:
+    lists = "; ".join(
+        f"{task}: networks {', '.join(networks)}; data sets {', '.join(datasets)}"
+        for task, (networks, datasets) in SCENE_TASKS.items()
+    )
+    parser.add_argument(
+        "--task",
+        choices=("classification", *SCENE_TASKS),
+        default="classification",
+        help=f"what the network does. {lists} (the first of each is the default; a data set's tiles are "
+        "split 80/5/15 by a fixed seed; scored on the test split by mAP at IoU 0.5:0.95 or mean IoU)",
+    )
+
+
 def _add_prune(parser: argparse.ArgumentParser) -> None:
-    _base_arguments(parser)
+    _task(parser)
+    _base_arguments(parser, tasks=True)
     _fine_tuning_arguments(parser)
     parser.add_argument("--criterion", default="random", help=f"pruning criterion ({UNKNOWN_LISTS})")
     parser.add_argument("--ratio", type=number, default=0.5, help="fraction of each conv layer's filters to remove")

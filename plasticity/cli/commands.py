@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from plasticity.cli.arguments import SCENE_BATCH_SIZE, SCENE_TASKS
 from plasticity.data import parse_classes
 from plasticity.errors import InvalidConfigError, PlasticityError
 from plasticity.runs.base import TrainConfig, base_from_file, get_base, train_base
@@ -21,6 +22,7 @@ from plasticity.runs.prune import PruneConfig, run_prune
 from plasticity.store import RunStore
 from plasticity.studies.compare import Comparison
 from plasticity.studies.pretraining import IMAGENET, PretrainingStudy, Task
+from plasticity.tasks.runs import ScenePruneConfig, SceneTrainConfig, get_scene_base, run_scene_prune
 from plasticity.train import resolve_device
 
 
@@ -82,6 +84,9 @@ def cmd_train(args: argparse.Namespace, store: RunStore, device) -> None:
 
 
 def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
+    if args.task != "classification":
+        cmd_prune_scenes(args, store, device)
+        return
     base = base_from_file(args.checkpoint, device) if args.checkpoint else None
     train_config = base.config if base else _train_config(args, _base_seed(args))
     config = PruneConfig(
@@ -98,6 +103,71 @@ def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
     base = base or get_base(config.base, store, device, progress=True)
     result = run_prune(config, store, device, base=base, progress=True)
     _emit(args, result, _summary(result))
+
+
+# prune's options that only classification has, with the value that leaves them unused
+CLASSIFICATION_ONLY = {
+    "mode": "remove",
+    "classes": "",
+    "layer_ratio": [],
+    "checkpoint": None,
+    "width": 1.0,
+    "pretrained": False,
+    "history_every_steps": 0,
+}
+
+
+def _scene_configs(args: argparse.Namespace) -> ScenePruneConfig:
+    unused = [name for name, idle in CLASSIFICATION_ONLY.items() if getattr(args, name) != idle]
+    if unused:
+        options = ", ".join("--" + name.replace("_", "-") for name in unused)
+        raise InvalidConfigError(f"{options}: only for --task classification, not {args.task}")
+    given = getattr(args, "given", set())
+    network, dataset = (SCENE_TASKS[args.task][i][0] for i in (0, 1))
+    base = SceneTrainConfig(
+        task=args.task,
+        network=args.model if "model" in given else network,
+        dataset=args.dataset if "dataset" in given else dataset,
+        epochs=args.epochs,
+        seed=_base_seed(args),
+        lr=args.base_lr,
+        batch_size=args.batch_size if "batch_size" in given else SCENE_BATCH_SIZE,
+    )
+    return ScenePruneConfig(base, args.criterion, args.ratio, args.seed, args.finetune_epochs, args.lr)
+
+
+def _scene_summary(result: dict) -> str:
+    metric = "map" if result["task"] == "detection" else "miou"
+    name = "mAP" if metric == "map" else "mean IoU"
+    curve = " ".join(f"{p[metric]:.3f}" for p in result["curve"])
+    return (
+        f"{result['network']} on {result['dataset']}, {result['criterion']} ratio {result['ratio']:.2f} seed "
+        f"{result['seed']}: {name} {result[metric + '_base']:.3f} -> pruned {result[metric + '_pruned']:.3f} "
+        f"-> fine-tuned {result[metric + '_final']:.3f} [{curve}]  fps {result['fps_base']:.1f} -> "
+        f"{result['fps_pruned']:.1f}  params {result['params_base']:,} -> {result['params_pruned']:,}"
+    )
+
+
+def cmd_prune_scenes(args: argparse.Namespace, store: RunStore, device) -> None:
+    """prune --task detection|segmentation: a detector's backbone or a SegNet, through the same store."""
+    config = _scene_configs(args)
+    label = f"training {config.base.network} on {config.base.dataset}"
+
+    def on_epoch(done: int, of: int) -> None:
+        _progress(f"{label}: epoch {done}/{of}")
+
+    base = get_scene_base(config.base, store, device, on_epoch=on_epoch)
+
+    def on_progress(result: dict) -> None:
+        metric = config.base.metric
+        if result["curve"]:
+            point = result["curve"][-1]
+            _progress(f"fine-tuning: epoch {point['epoch']}/{config.finetune_epochs} {metric} {point[metric]:.3f}")
+        elif result["fps_base"] is None:
+            _progress(f"pruned: {metric} {result[metric + '_base']:.3f} -> {result[metric + '_pruned']:.3f}")
+
+    result = run_scene_prune(config, store, device, base=base, on_progress=on_progress)
+    _emit(args, result, _scene_summary(result))
 
 
 def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:

@@ -1,0 +1,68 @@
+"""`plasticity prune --task detection|segmentation`: the lists in --help are the library's, the defaults
+are the shipped real sets, and a detection run on a Pascal VOC folder prints its JSON fields."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from plasticity import cli
+from plasticity.cli.arguments import SCENE_TASKS, build_parser
+from plasticity.cli.commands import _scene_configs
+from plasticity.tasks.networks import list_networks
+from plasticity.tasks.runs import DEFAULTS
+from plasticity.tasks.scenes import list_scene_datasets
+
+
+def test_the_lists_in_help_are_the_library_s_with_its_defaults_first(capsys):
+    for task, (networks, datasets) in SCENE_TASKS.items():
+        assert set(networks) == set(list_networks(task)) and set(datasets) == set(list_scene_datasets(task))
+        assert (networks[0], datasets[0]) == DEFAULTS[task]
+    with pytest.raises(SystemExit):
+        cli.main(["prune", "--task", "detection", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines at hyphens too
+    assert "datasetsdeepforest-trees,digits-canvas,stardist-nuclei,voc:<path>,coco:<path>" in text
+
+
+def test_without_dataset_a_task_prunes_its_shipped_real_example():
+    detection = _scene_configs(build_parser().parse_args(["prune", "--task", "detection"]))
+    assert (detection.base.network, detection.base.dataset, detection.base.batch_size) == (
+        "fasterrcnn-tiny",
+        "deepforest-trees",
+        8,
+    )
+    segmentation = _scene_configs(build_parser().parse_args(["prune", "--task", "segmentation", "--batch-size", "4"]))
+    assert (segmentation.base.network, segmentation.base.dataset, segmentation.base.batch_size) == (
+        "segnet",
+        "stardist-nuclei",
+        4,
+    )
+
+
+def test_a_classification_option_with_a_scene_task_is_one_error_line(capsys):
+    assert cli.main(["prune", "--task", "segmentation", "--mode", "mask", "--width", "0.5"]) == 2
+    assert capsys.readouterr().err == "error: --mode, --width: only for --task classification, not segmentation\n"
+
+
+def test_a_detection_run_on_a_voc_folder_prints_map_and_fps(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        pixels = rng.integers(0, 50, (48, 48, 3), dtype=np.uint8)
+        pixels[8 + k : 28 + k, 10:30] = 230
+        Image.fromarray(pixels).save(tmp_path / f"{k}.jpg")
+        box = f"<xmin>10</xmin><ymin>{8 + k}</ymin><xmax>30</xmax><ymax>{28 + k}</ymax>"
+        (tmp_path / f"{k}.xml").write_text(
+            f"<annotation><filename>{k}.jpg</filename><object><name>square</name><bndbox>{box}</bndbox>"
+            "</object></annotation>"
+        )
+    argv = ["prune", "--task", "detection", "--dataset", f"voc:{tmp_path}", "--epochs", "1", "--finetune-epochs", "1"]
+    argv += ["--criterion", "l1", "--ratio", "0.25", "--home", str(tmp_path / "home"), "--json"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr()
+    result = json.loads(out.out)
+    for field in ("map_base", "map_pruned", "map_final", "map50_base", "fps_base", "fps_pruned"):
+        assert isinstance(result[field], float), field
+    assert result["task"] == "detection" and result["params_pruned"] < result["params_base"]
+    assert "fine-tuning: epoch 1/1" in out.err
+    assert cli.main(argv) == 0 and json.loads(capsys.readouterr().out) == result  # from the store

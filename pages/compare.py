@@ -3,7 +3,7 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, start_job, study_work
+from plasticity.jobs import JobState, study_work
 from plasticity.pruning.criteria import list_criteria
 from plasticity.studies import Comparison
 from ui import jobs, widgets
@@ -44,7 +44,7 @@ except PlasticityError as exc:
 job = jobs.run_and_stop(
     "compare_job",
     wanted,
-    lambda: start_job(f"Comparing {', '.join(criteria)}", study_work(study, store, device)),
+    lambda: jobs.start(f"Comparing {', '.join(criteria)}", study_work(study, store, device)),
     label=jobs.missing_label(study.missing(store)),
     run_key="run_missing",
     stop_key="stop",

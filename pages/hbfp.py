@@ -13,7 +13,7 @@ from plasticity.hbfp_views import (
     steps_table,
     trajectory_table,
 )
-from plasticity.jobs import JobState, runs_work, start_job
+from plasticity.jobs import JobState, runs_work
 from plasticity.pruning.pairs import DROP_RULES
 from plasticity.runs import Base
 from plasticity.runs.hbfp import STEPS, HbfpConfig, stored_rounds
@@ -133,7 +133,7 @@ missing = [name for name, c in configs.items() if not store.done(c.key)]
 job = jobs.run_and_stop(
     "hbfp_job",
     wanted,
-    lambda: start_job(f"HBFP rounds at {round_percent}% a round", runs_work(configs, store, device, base)),
+    lambda: jobs.start(f"HBFP rounds at {round_percent}% a round", runs_work(configs, store, device, base)),
     label=f"Run the rounds ({', '.join(missing)})" if missing else "Every round is done",
     run_key="run_rounds",
     stop_key="stop_rounds",

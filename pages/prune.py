@@ -5,7 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, prepare_work, start_job
+from plasticity.jobs import JobState, prepare_work
 from plasticity.runs import PruneConfig
 from plasticity.views import channels_table, cost_table, recovery_table
 from ui import jobs, widgets
@@ -66,7 +66,7 @@ if job is None or job.snapshot().done:
     neighbours = [replace(run, ratio=near) for near in steps for run in runs.values()]
     prepared_for = tuple(run.key for run in neighbours)
     if st.session_state.get("prepare_job", ((), None))[0] != prepared_for:
-        st.session_state["prepare_job"] = (prepared_for, start_job("Preparing", prepare_work(neighbours, store, base)))
+        st.session_state["prepare_job"] = (prepared_for, jobs.start("Preparing", prepare_work(neighbours, store, base)))
 
 
 def show_results(state: JobState | None) -> None:

@@ -1,40 +1,45 @@
-"""Background jobs: long work in a worker thread that reports into a shared, locked object.
+"""Background jobs: work in a worker thread that reports into a shared, locked object.
 
 A UI starts a job and re-reads `job.snapshot()` on a timer; the worker never touches the UI,
 so the page stays responsive and every user's job is their own object. Work is generic: any set of
 named runs (`runs_work`, through the `RunConfig` protocol of `plasticity.runs`) or any study
 (`study_work`, through `plasticity.studies.core.Study`); nothing here knows a run kind by name.
+
+Jobs compute in the turns of `plasticity.scheduler`: the quick part of a view at once, long work in
+turns per session. A run asked for by two jobs at once (same key) is computed by the first; the second
+follows its progress (`_Flight`). A job whose session has left stops at its next step.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import sys
 import threading
+import time
 import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Protocol
 
 import torch
 
 from plasticity.errors import PlasticityError
 from plasticity.runs import Base, RunConfig, Started, TrainConfig, get_base
+from plasticity.scheduler import SCHEDULER
 from plasticity.store import RunStore
-from plasticity.studies.core import Study
+from plasticity.studies.core import Study, stored_or_run
 from plasticity.train import Callback, Trainer
 
-# One job computes at a time in this process: two threads each driving torch's OpenMP team
-# oversubscribe the cores and both run many times slower than one after the other.
-_COMPUTE = threading.Lock()
-
-
 _STARTED: weakref.WeakSet = weakref.WeakSet()
-
+_SESSIONS = itertools.count()
 
 _CORES = torch.get_num_threads()  # torch's own default, read before any worker lowers its count
+ALIVE_CHECK_SECONDS = 0.5  # how often a job asks whether its session is still there
 
 
 @contextmanager
@@ -62,6 +67,7 @@ class JobState:
     error: str | None = None
     done: bool = False
     cancelled: bool = False
+    waiting: str | None = None  # what the job waits for ("2 runs ahead of yours, about 20 s"), while it waits
 
     @property
     def running(self) -> bool:
@@ -69,12 +75,18 @@ class JobState:
 
 
 class Job:
-    def __init__(self, label: str):
+    def __init__(self, label: str, session: str | None = None, alive: Callable[[], bool] | None = None):
+        """`session`: the jobs of one session share its turns (default: a session of its own); `alive`
+        says whether the session is still there (the job stops when it is not)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified on every report and at the end
         self._state = JobState(label)
         self._stop = threading.Event()
         self._finished = threading.Event()
+        self.session = session or f"job-{next(_SESSIONS)}"
+        self._alive = alive
+        self._next_alive_check = 0.0
+        self.runs_left = 1  # runs still to compute, for the waiting line of other jobs
 
     def snapshot(self) -> JobState:
         with self._lock:
@@ -91,6 +103,11 @@ class Job:
             )
             self._changed.notify_all()
 
+    def waiting(self, text: str | None) -> None:
+        with self._lock:
+            self._state = replace(self._state, waiting=text)
+            self._changed.notify_all()
+
     def wait_for(self, predicate: Callable[[JobState], bool], timeout: float) -> JobState:
         """Block until `predicate(state)` holds, the job ends, or `timeout` seconds pass; the state then."""
         with self._changed:
@@ -102,16 +119,21 @@ class Job:
 
     @property
     def stop_requested(self) -> bool:
+        """Whether the user asked the job to stop, or its session has left."""
+        if not self._stop.is_set() and self._alive is not None and time.monotonic() > self._next_alive_check:
+            self._next_alive_check = time.monotonic() + ALIVE_CHECK_SECONDS
+            if not self._alive():
+                self._stop.set()
         return self._stop.is_set()
 
     def check(self) -> None:
         """Stop the work here if the user asked for it."""
-        if self._stop.is_set():
+        if self.stop_requested:
             raise JobCancelled(self._state.label)
 
     def _finish(self, error: str | None = None, cancelled: bool = False) -> None:
         with self._lock:
-            self._state = replace(self._state, done=True, error=error, cancelled=cancelled)
+            self._state = replace(self._state, done=True, error=error, cancelled=cancelled, waiting=None)
             self._changed.notify_all()
         self._finished.set()
 
@@ -121,14 +143,12 @@ class Job:
 
     def run(self, work: Callable[[Job], None]) -> None:
         try:
-            self.report(message="waiting for another job to finish")
-            with _COMPUTE:
-                # One OpenMP thread for this worker: its team and the UI threads' teams otherwise fight
-                # over the cores (LeNet-5 fine-tuning on 2 cores: 20 s an epoch instead of 1 s).
-                torch.set_num_threads(1)
-                self.check()
-                self.report(message="starting")
-                work(self)
+            # One OpenMP thread for this worker: its team and the UI threads' teams otherwise fight over
+            # the cores (LeNet-5 fine-tuning on 2 cores: 20 s an epoch instead of 1 s).
+            torch.set_num_threads(1)
+            self.check()
+            self.report(message="starting")
+            work(self)
         except JobCancelled:
             self._finish(cancelled=True)
         except PlasticityError as exc:
@@ -140,9 +160,11 @@ class Job:
             self._finish(cancelled=self.stop_requested)
 
 
-def start_job(label: str, work: Callable[[Job], None]) -> Job:
-    """Run `work(job)` in a daemon thread and return the job at once."""
-    job = Job(label)
+def start_job(
+    label: str, work: Callable[[Job], None], *, session: str | None = None, alive: Callable[[], bool] | None = None
+) -> Job:
+    """Run `work(job)` in a daemon thread and return the job at once (`session`, `alive`: see `Job`)."""
+    job = Job(label, session, alive)
     _STARTED.add(job)
     threading.Thread(target=job.run, args=(work,), name=f"plasticity-job: {label}", daemon=True).start()
     return job
@@ -166,57 +188,200 @@ def running_jobs() -> list[Job]:
 Work = Callable[["Job"], None]
 
 
+class _Flight:
+    """A run being computed by one job of this process; every job that asked for it (its key) follows
+    its progress, and it stops only when none of them wants it any more."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.followers: dict[Job, Callable[[dict], None] | None] = {}
+        self.latest: dict | None = None
+        self.result: dict | None = None  # once ended: the finished result, or None when it did not finish
+        self.ended = threading.Event()
+
+    def report(self, result: dict) -> None:
+        self.latest = result
+        for on_progress in list(self.followers.values()):
+            if on_progress is not None:
+                on_progress(result)
+
+    def check(self, job: Job) -> Callable[[], None]:
+        """A stop check for the job computing the run: it stops when no follower wants the run any more."""
+
+        def check() -> None:
+            if job.stop_requested and all(follower.stop_requested for follower in list(self.followers)):
+                raise JobCancelled(job.snapshot().label)
+
+        return check
+
+    def wait(self, job: Job) -> dict | None:
+        """Follow the run to its end (stopping if `job` is stopped); its result, or None if it did not finish."""
+        while not self.ended.wait(0.25):
+            job.check()
+        return self.result
+
+
+_FLIGHTS: dict[str, _Flight] = {}
+_FLIGHTS_LOCK = threading.Lock()
+
+
+def _join(key: str, job: Job, on_progress: Callable[[dict], None] | None) -> tuple[_Flight, bool]:
+    """The flight of run `key` with `job` among its followers, and whether `job` is the one to compute it."""
+    with _FLIGHTS_LOCK:
+        flight = _FLIGHTS.get(key)
+        computes = flight is None
+        if computes:
+            flight = _FLIGHTS[key] = _Flight(key)
+        flight.followers[job] = on_progress
+        latest = flight.latest
+    if latest is not None and on_progress is not None:
+        on_progress(latest)  # the other session's pruned accuracy, at once
+    return flight, computes
+
+
+def _land(flight: _Flight, result: dict | None) -> None:
+    with _FLIGHTS_LOCK:
+        _FLIGHTS.pop(flight.key, None)
+    flight.result = result
+    flight.ended.set()
+
+
+def _shared(
+    job: Job,
+    config: RunConfig,
+    store: RunStore,
+    on_progress: Callable[[dict], None] | None,
+    compute: Callable[[_Flight], dict],
+) -> dict:
+    """The result of `config`: stored, or followed while another job computes it, or `compute(flight)` now."""
+    while True:
+        job.check()
+        if stored := store.done(config.key):
+            return stored.result
+        flight, computes = _join(config.key, job, on_progress)
+        if computes:
+            try:
+                result = compute(flight)
+            except BaseException:
+                _land(flight, None)
+                raise
+            _land(flight, result)
+            return result
+        job.report(message="following the same run, computed for another session")
+        if (result := flight.wait(job)) is not None:
+            return result
+
+
 def runs_work(configs: dict[str, RunConfig], store: RunStore, device: torch.device | str, base: Base) -> Work:
-    """Work that begins every named run first (a pruned run's accuracy shows at once), settles them
-    (MACs), then completes them in turn, reporting every partial result under its name."""
+    """Work that begins every named run first (a pruned run's accuracy shows at once: interactive work),
+    settles them (MACs), then completes them in turn (long work), reporting every partial result under its
+    name. A run another job computes already is followed, not computed again."""
 
     def work(job: Job) -> None:
         latest: dict[str, dict] = {}
-        started: dict[str, Started] = {}
-        completing: set[str] = set()  # a stop asked while these run ends them at their next report
+        began: dict[str, tuple[Started, _Flight]] = {}
+        followed: set[str] = set()
 
-        def reporter(name: str, config: RunConfig):
+        def reporter(name: str, config: RunConfig) -> Callable[[dict], None]:
             def on_progress(result: dict) -> None:
                 latest[name] = result
-                shares = [configs[n].progress(r) if n in started else 1.0 for n, r in latest.items()]
+                ongoing = began.keys() | followed
+                shares = [configs[n].progress(r) if n in ongoing else 1.0 for n, r in latest.items()]
                 job.report(sum(shares) / len(configs), f"{name}: {config.stage(result)}", **{name: result})
-                if name in completing:
-                    job.check()
 
             return on_progress
 
         for name, config in configs.items():
             if stored := store.done(config.key):
-                latest[name] = stored.result
-                job.report(**{name: stored.result})
+                reporter(name, config)(stored.result)
+                continue
+            flight, computes = _join(config.key, job, reporter(name, config))
+            if not computes:
+                followed.add(name)
                 continue
             job.report(message=f"starting {name}")
-            with _all_cores():  # the page waits for these first numbers: a UI thread is idle meanwhile
-                started[name] = config.begin(store, base, reporter(name, config), prepared=_take_prepared(config.key))
+            try:
+                with SCHEDULER.interactive(job), _all_cores():  # the page waits for these first numbers
+                    began[name] = config.begin(store, base, flight.report, prepared=_take_prepared(config.key)), flight
+            except BaseException:
+                _land(flight, None)
+                raise
+        job.runs_left = len(began) + len(followed)
         try:
-            for run in started.values():
-                job.check()
-                run.settle()
-            for name, run in list(started.items()):
-                job.check()
-                completing.add(name)
-                latest[name] = run.complete([StopCheck(job)])
-                del started[name]
+            if began:
+                with SCHEDULER.interactive(job), _all_cores():
+                    for run, _ in began.values():
+                        job.check()
+                        run.settle()
+            for name, config in configs.items():
+                if name in began:
+                    run, flight = began[name]
+                    job.check()
+                    with SCHEDULER.long(job, flight.check(job)):
+                        result = run.complete([StopCheck(job, flight)])
+                    SCHEDULER.finished_run(job)
+                    del began[name]
+                    _land(flight, result)
+                elif name in followed:
+                    on_progress = reporter(name, config)
+                    on_progress(_shared(job, config, store, on_progress, partial(_complete, job, config, store, base)))
+                    followed.discard(name)
+                job.runs_left = len(began) + len(followed)
         finally:
-            for run in started.values():  # stopped before its turn: not a result, so not kept as one
+            for run, flight in began.values():  # stopped before its turn: not a result, so not kept as one
                 store.fail(run.config.key, "stopped before fine-tuning")
+                _land(flight, None)
 
     return work
 
 
-def study_work(study: Study, store: RunStore, device: torch.device | str) -> Work:
+def _complete(job: Job, config: RunConfig, store: RunStore, base: Base, flight: _Flight) -> dict:
+    """A whole run in one long turn (a followed run whose job stopped before it finished)."""
+    with SCHEDULER.long(job, flight.check(job)):
+        run = config.begin(store, base, flight.report)
+        run.settle()
+        result = run.complete([StopCheck(job, flight)])
+    SCHEDULER.finished_run(job)
+    return result
+
+
+class Executor(Protocol):
+    """Where a study's runs are computed. `LocalExecutor` computes them in this process in the scheduler's
+    turns; an executor for a cluster takes them elsewhere, while a view's interactive work stays here."""
+
+    def run_study(self, study: Study, store: RunStore, device: torch.device | str, job: Job) -> None:
+        """Compute the study's missing runs, reporting each finished run to `job` under its key."""
+
+
+class LocalExecutor:
+    def run_study(self, study: Study, store: RunStore, device: torch.device | str, job: Job) -> None:
+        plan, bases = study.plan(), {}
+        job.runs_left = study.missing(store)
+        for done, planned in enumerate(plan, start=1):
+            config = planned.config
+
+            def compute(flight: _Flight, config=config) -> dict:
+                with SCHEDULER.long(job, flight.check(job)):
+                    result = stored_or_run(
+                        config, store, device, bases, on_progress=flight.report, callbacks=[StopCheck(job, flight)]
+                    )
+                SCHEDULER.finished_run(job)
+                return result
+
+            computed = not store.done(config.key)
+            row = study.row(planned, _shared(job, config, store, None, compute))
+            job.runs_left -= computed
+            job.report(done / len(plan), f"{done} of {len(plan)} runs", **{row["key"]: row})
+
+
+LOCAL = LocalExecutor()
+
+
+def study_work(study: Study, store: RunStore, device: torch.device | str, executor: Executor = LOCAL) -> Work:
     """Work that runs a study's missing runs, reporting each finished run under its key."""
 
     def work(job: Job) -> None:
-        def on_result(done: int, total: int, row: dict) -> None:
-            job.report(done / total, f"{done} of {total} runs", **{row["key"]: row})
-
-        study.run(store, device, on_result=on_result, should_stop=lambda: job.stop_requested)
+        executor.run_study(study, store, device, job)
 
     return work
 
@@ -225,8 +390,15 @@ def train_work(config: TrainConfig, store: RunStore, device: torch.device | str)
     """Work that trains (or finds) the base for `config`, reporting each epoch."""
 
     def work(job: Job) -> None:
-        base = get_base(config, store, device, callbacks=[_EpochReport(job, config.epochs)])
-        job.report(1.0, "done", base={"key": config.key, **base.result})
+        def on_epoch(reported: dict) -> None:
+            job.report(reported["epoch"] / max(1, config.epochs), f"epoch {reported['epoch']}/{config.epochs}")
+
+        def compute(flight: _Flight) -> dict:
+            with SCHEDULER.long(job, flight.check(job)):
+                return get_base(config, store, device, callbacks=[_EpochReport(job, flight)]).result
+
+        result = _shared(job, config, store, on_epoch, compute)
+        job.report(1.0, "done", base={"key": config.key, **result})
 
     return work
 
@@ -240,7 +412,8 @@ PREPARED_RUNS = 8
 def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
     """Work that does the quick part of `configs` ahead of time, kept in memory, not in the store: a
     later `runs_work` for one of them takes it over at once. The dashboard prepares the ratios one slider
-    step either side of the view, so stepping the slider shows the pruned accuracy without waiting."""
+    step either side of the view, so stepping the slider shows the pruned accuracy without waiting.
+    It is guesswork, so it waits for its session's turn like long work."""
 
     def work(job: Job) -> None:
         for config in configs:
@@ -249,7 +422,8 @@ def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
                 ready = config.key in _PREPARED
             if ready or store.done(config.key) or not config.preparable(base):
                 continue
-            run = config.prepare(base)
+            with SCHEDULER.long(job, job.check):
+                run = config.prepare(base)
             with _PREPARED_LOCK:
                 _PREPARED[config.key] = run
                 while len(_PREPARED) > PREPARED_RUNS:
@@ -264,20 +438,24 @@ def _take_prepared(key: str) -> Started | None:
 
 
 class StopCheck(Callback):
-    """Stops the training loop within one step when the user asked the job to stop."""
+    """At every training step: stops the loop when the user asked the job to stop (or, for a run other
+    jobs follow, when none of them wants it any more), and gives the compute turn up when other work
+    has priority."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, flight: _Flight | None = None):
         self.job = job
+        self.check = flight.check(job) if flight is not None else job.check
 
     def on_train_batch_end(self, trainer: Trainer, loss: float) -> None:
-        self.job.check()
+        self.check()
+        SCHEDULER.pause(self.job, self.check)
 
 
 class _EpochReport(StopCheck):
-    def __init__(self, job: Job, epochs: int):
-        super().__init__(job)
-        self.epochs = epochs
+    def __init__(self, job: Job, flight: _Flight):
+        super().__init__(job, flight)
+        self.flight = flight
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
-        self.job.report(trainer.epoch / max(1, self.epochs), f"epoch {trainer.epoch}/{self.epochs}")
-        self.job.check()
+        self.flight.report({"epoch": trainer.epoch})
+        self.check()

@@ -3,20 +3,36 @@
 A page keeps each of its jobs in the session state under a name, as `(keys, job)`: the keys of the runs
 the job was started for. When the page's settings change, its runs' keys change, and the old job is
 no longer the page's (a page that follows the user, like Prune & recover, stops it: `replace`).
+Jobs are started with `start`, which ties them to this browser session: its jobs take turns with other
+sessions' (`plasticity.scheduler`) and stop when the session leaves (the tab is closed).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from plasticity.jobs import Job, JobState, runs_work, start_job
+from plasticity.jobs import Job, JobState, Work, runs_work, start_job
 from plasticity.runs import Base, RunConfig
 from plasticity.store import RunStore
 
 REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
+
+
+def start(label: str, work: Work) -> Job:
+    """Start `work` as a job of this browser session."""
+    session = st.session_state.setdefault("job_session", uuid.uuid4().hex)  # whose turn it is
+    context = get_script_run_ctx()
+    alive = None
+    if context is not None and Runtime.exists():  # an AppTest has no server runtime
+        runtime, session_id = Runtime.instance(), context.session_id
+        alive = lambda: runtime.is_active_session(session_id)  # noqa: E731
+    return start_job(label, work, session=session, alive=alive)
 
 
 def current(name: str, wanted: tuple) -> Job | None:
@@ -48,11 +64,21 @@ def follow(job: Job | None, render: Callable[[JobState | None], None]) -> None:
 
     def view() -> None:
         state = job.snapshot() if job is not None else None
+        if state is not None and state.running and state.waiting:
+            show_waiting(job, state.waiting)
         render(state)
         if running and state is not None and state.done:
             st.rerun()
 
     st.fragment(view, run_every=REFRESH_SECONDS if running else None)()
+
+
+def show_waiting(job: Job, waiting: str) -> None:
+    """What the job waits for, and a button to give up its place."""
+    text_col, cancel_col = st.columns([5, 1])
+    text_col.info(f"Waiting for the cores: {waiting}.", icon=":material/hourglass_top:")
+    if cancel_col.button("Cancel", key=f"cancel-{id(job)}"):
+        job.cancel()
 
 
 def follow_runs(
@@ -65,12 +91,12 @@ def follow_runs(
     wanted = tuple(config.key for config in configs.values())
     fresh = st.session_state.get(name, ((), None))[0] != wanted
 
-    def start() -> Job | None:
+    def start_missing() -> Job | None:
         if len(finished) == len(configs):
             return None
-        return start_job(label, runs_work(configs, store, device, base))
+        return start(label, runs_work(configs, store, device, base))
 
-    return finished, replace(name, wanted, start), fresh
+    return finished, replace(name, wanted, start_missing), fresh
 
 
 def retry_button(name: str) -> None:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from plasticity.data import list_datasets
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, start_job, train_work
+from plasticity.jobs import JobState, train_work
 from plasticity.models import list_models
 from plasticity.runs import TrainConfig, dataset_on
 from plasticity.views import base_label
@@ -46,7 +46,8 @@ def new_base_form(device: str) -> None:
     train_job = st.session_state.get("train_job")
     running = jobs.running(train_job)
     if st.button("Train", type="primary", disabled=new_config is None or running, key="train"):
-        train_job = start_job(f"Training {base_label(new_config)}", train_work(new_config, widgets.run_store(), device))
+        work = train_work(new_config, widgets.run_store(), device)
+        train_job = jobs.start(f"Training {base_label(new_config)}", work)
         st.session_state["train_job"] = train_job
 
     jobs.follow(train_job, show_training)

@@ -21,6 +21,7 @@ import torch
 from plasticity.runs.base import Base, get_base
 from plasticity.runs.prune import PruneConfig, run_prune
 from plasticity.store import RunStore
+from plasticity.train import Callback
 
 STAGES = ("acc_pruned", "acc_final")  # right after pruning, after fine-tuning
 
@@ -103,14 +104,24 @@ class Study:
         return aggregate(rows, self.cells, self.metrics)
 
 
-def stored_or_run(config: PruneConfig, store: RunStore, device, bases: dict[str, Base], progress: bool) -> dict:
-    """The stored result of `config`, or the run made now; `bases` keeps the last base loaded for the next."""
+def stored_or_run(
+    config: PruneConfig,
+    store: RunStore,
+    device,
+    bases: dict[str, Base],
+    progress: bool = False,
+    *,
+    on_progress: Callable[[dict], None] | None = None,
+    callbacks: Iterable[Callback] = (),
+) -> dict:
+    """The stored result of `config`, or the run made now; `bases` keeps the last base loaded for the next.
+    `on_progress` and `callbacks` are `run_prune`'s (a job's reports, its stop checks)."""
     if done := store.done(config.key):
         return done.result
     if config.base.key not in bases:
         bases.clear()
-        bases[config.base.key] = get_base(config.base, store, device, progress=progress)
-    return run_prune(config, store, device, base=bases[config.base.key])
+        bases[config.base.key] = get_base(config.base, store, device, progress=progress, callbacks=callbacks)
+    return run_prune(config, store, device, base=bases[config.base.key], on_progress=on_progress, callbacks=callbacks)
 
 
 STATS: dict[str, Callable[[list[float]], float]] = {

@@ -6,7 +6,7 @@ import streamlit as st
 
 from plasticity.data import format_classes
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, start_job, study_work
+from plasticity.jobs import JobState, study_work
 from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base
 from plasticity.store import RunStore
@@ -38,7 +38,7 @@ def class_subset_tab(base: Base, device: str) -> None:
     job = jobs.run_and_stop(
         "subset_job",
         study.keys(),
-        lambda: start_job(label, study_work(study, store, device)),
+        lambda: jobs.start(label, study_work(study, store, device)),
         label=jobs.missing_label(study.missing(store)),
     )
     jobs.follow(job, lambda state: show_study(state, study, store))

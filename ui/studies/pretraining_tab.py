@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, start_job, study_work
+from plasticity.jobs import JobState, study_work
 from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base
 from plasticity.store import RunStore
@@ -42,7 +42,7 @@ def pretraining_tab(base: Base, device: str) -> None:
     job = jobs.run_and_stop(
         "pretraining_job",
         study.keys(),
-        lambda: start_job(label, study_work(study, store, device)),
+        lambda: jobs.start(label, study_work(study, store, device)),
         label=jobs.missing_label(missing),
     )
     jobs.follow(job, lambda state: show_study(state, study, store))

@@ -1,0 +1,164 @@
+"""One server, many sessions: the slider's work goes before long work, the same run is computed once, a
+session that leaves stops its work, and a waiting job says what it waits for."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from plasticity.jobs import Job, running_jobs, runs_work, start_job, study_work
+from plasticity.runs import PruneConfig
+from plasticity.scheduler import SCHEDULER, Scheduler
+from plasticity.store import RunStore
+from plasticity.studies import Comparison
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def stop_jobs():
+    yield
+    for job in running_jobs():
+        job.cancel()
+        job.wait(60)
+
+
+class CountingStore(RunStore):
+    """The real store, counting how often each run is started."""
+
+    def __init__(self, home):
+        super().__init__(home)
+        self.started: list[str] = []
+
+    def start(self, key, kind, config):
+        self.started.append(key)
+        super().start(key, kind, config)
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def open_page(page: str, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    return at.switch_page(page).run()
+
+
+def test_a_comparison_running_in_one_session_does_not_hold_up_another_sessions_pruned_accuracy():
+    comparing = open_page("pages/compare.py", criteria=["random", "l1"], ratios=["20", "45", "70"], seeds="1")
+    comparing.button(key="run_missing").click().run()
+    comparison = comparing.session_state["compare_job"][1]
+    wait_until(lambda: SCHEDULER.computing() is comparison)  # fine-tuning its first run
+
+    student = open_page("pages/prune.py", ratio="35", finetune_epochs="1")
+    pruning = student.session_state["prune_job"][1]
+    assert pruning.session != comparison.session
+    state = pruning.wait_for(lambda s: {"l1", "random"} <= set(s.results), timeout=30)
+    assert {"l1", "random"} <= set(state.results)
+    assert comparison.snapshot().running  # arrived while the comparison still runs
+    shown = {metric.label: metric.value for metric in student.run().metric}
+    assert shown["l1: just pruned"].endswith("%") and shown["random: just pruned"].endswith("%")
+
+
+def test_the_same_run_asked_by_two_sessions_is_computed_once(tmp_path, default_base):
+    store = CountingStore(tmp_path / "home")
+    runs = {name: PruneConfig(default_base.config, name, 0.3, 0, 1) for name in ("l1", "random")}
+    study = Comparison(default_base.config, ["l1", "random"], [0.3, 0.6], [0], 1)
+    first = start_job("slider", runs_work(runs, store, "cpu", default_base), session="a")
+    second = start_job("slider", runs_work(runs, store, "cpu", default_base), session="b")
+    comparisons = [start_job("compare", study_work(study, store, "cpu"), session=s) for s in ("c", "d")]
+    for job in (first, second, *comparisons):
+        assert job.wait(120) and job.snapshot().error is None
+
+    assert sorted(store.started) == sorted(set(store.started))  # each run started once
+    pruned = {key for key in store.started if key.startswith("prune-")}
+    assert pruned == set(study.keys())  # the slider's two runs are the comparison's at 30%
+    for name in runs:
+        assert first.snapshot().results[name]["acc_final"] == second.snapshot().results[name]["acc_final"]
+        assert len(second.snapshot().results[name]["curve"]) == 1
+
+
+def test_a_session_that_leaves_stops_its_long_work_and_leaves_nothing_half_written(tmp_path, default_base):
+    store = RunStore(tmp_path / "home")
+    study = Comparison(default_base.config, ["l1", "random"], [0.25, 0.5], [0], 3)
+    connected = threading.Event()
+    connected.set()
+    job = start_job("compare", study_work(study, store, "cpu"), session="gone", alive=connected.is_set)
+    wait_until(lambda: SCHEDULER.computing() is job)
+    connected.clear()  # the tab is closed
+    assert job.wait(10)
+    assert job.snapshot().cancelled
+    runs = store.runs()
+    assert runs and {run.status for run in runs} <= {"done", "failed"}
+    assert all(run.result is None and run.checkpoint is None for run in runs if run.status == "failed")
+    written = {path.name for path in store.checkpoints.iterdir()}
+    assert written == {f"{run.key}.pt" for run in runs if run.status == "done"}  # no partial or temporary file
+
+
+class Waiter:
+    """A job as the scheduler sees it, driven by hand."""
+
+    def __init__(self, session: str, runs_left: int = 1):
+        self.session, self.runs_left, self.lines = session, runs_left, []
+
+    def waiting(self, text):
+        self.lines.append(text)
+
+
+def no_stop() -> None:
+    pass
+
+
+def test_sessions_take_turns_and_a_waiting_job_sees_what_is_ahead_of_it():
+    scheduler = Scheduler(quantum=0.0)
+    first, second, third = Waiter("a", runs_left=3), Waiter("b"), Waiter("a")
+    order = []
+
+    def long_work(job, steps):
+        with scheduler.long(job, no_stop):
+            for _ in range(steps):
+                order.append(job.session)
+                scheduler.pause(job, no_stop)
+
+    with scheduler.long(first, no_stop):  # session a computes; b, then a's second job, come to wait
+        threads = [threading.Thread(target=long_work, args=(job, 2)) for job in (second, third)]
+        threads[0].start()
+        wait_until(lambda: second.lines)
+        threads[1].start()
+        wait_until(lambda: third.lines)
+        assert second.lines[0] == "1 run ahead of yours"  # a's job has 3 left; b's one run goes after one of them
+        assert third.lines[0] == "4 runs ahead of yours"  # all 3 of its session's first job, and b's one
+    for thread in threads:
+        thread.join(10)
+    assert order[:2] == ["b", "a"]  # b's turn first: a had the cores
+    assert second.lines[-1] is None and third.lines[-1] is None
+
+
+def test_interactive_work_takes_the_turn_at_the_next_step_of_long_work():
+    scheduler = Scheduler(quantum=60)
+    long_job, student = Waiter("class"), Waiter("student")
+    steps, paused_at = [], []
+
+    def fine_tune():
+        with scheduler.long(long_job, no_stop):
+            for step in range(200):
+                steps.append(step)
+                scheduler.pause(long_job, no_stop)
+                time.sleep(0.005)
+
+    worker = threading.Thread(target=fine_tune)
+    worker.start()
+    wait_until(lambda: len(steps) > 3)
+    with scheduler.interactive(student):
+        paused_at.append(len(steps))
+        time.sleep(0.1)
+        assert len(steps) == paused_at[0]  # long work waits while the slider's work computes
+    worker.join(10)
+    assert len(steps) == 200 and paused_at[0] < 200

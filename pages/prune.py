@@ -7,7 +7,7 @@ import streamlit as st
 from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, prepare_work
 from plasticity.runs import PruneConfig
-from plasticity.views import channels_table, cost_table, recovery_table
+from plasticity.views import channels_table, cost_table, measured_under_load, recovery_table
 from ui import jobs, widgets
 from ui.charts import prune as charts
 
@@ -103,8 +103,13 @@ def show_results(state: JobState | None) -> None:
     st.subheader("Cost before and after")
     st.caption(
         "Latency: the median time of a forward pass over 256 images, measured once a run has fine-tuned "
-        "(the architecture no longer changes), the base's beside the pruned model's."
+        "(the architecture no longer changes), the base's and the pruned model's in turn, repeat after repeat."
     )
+    if measured_under_load(shown):
+        st.caption(
+            "Some latency was measured under load (its repeats spread by more than 15%): "
+            "those figures are left out, since they would not compare."
+        )
     st.dataframe(widgets.formatted_costs(cost_table(shown)), key="costs")
     if show_mask:
         st.caption(

@@ -87,7 +87,9 @@ def channels_table(results: dict[str, dict]) -> pd.DataFrame:
 
 
 def cost_table(results: dict[str, dict]) -> pd.DataFrame:
-    """Accuracy, MACs, parameters and measured latency of the base and of each named pruned model."""
+    """Accuracy, MACs, parameters and measured latency of the base and of each named pruned model. A run's
+    latency is measured beside the base's (one interleaved measurement); one measured under load has no
+    figures here (`latency_under_load`), since they would not compare."""
     first = next(iter(results.values()))
     columns = {
         "base": {
@@ -96,7 +98,7 @@ def cost_table(results: dict[str, dict]) -> pd.DataFrame:
             "MACs": first["macs_base"],
             "parameters": first["params_base"],
             "non-zero parameters": None,  # not measured for the base
-            "latency (ms / 256 images)": first["latency_ms_base"],
+            **_latency(first, "base"),
         }
     }
     for name, result in results.items():
@@ -106,6 +108,17 @@ def cost_table(results: dict[str, dict]) -> pd.DataFrame:
             "MACs": result["macs_pruned"],
             "parameters": result["params_pruned"],
             "non-zero parameters": result["nonzero_params_pruned"],
-            "latency (ms / 256 images)": result["latency_ms_pruned"],
+            **_latency(result, "pruned"),
         }
     return pd.DataFrame(columns)
+
+
+def _latency(result: dict, model: str) -> dict:
+    measured = None if result.get("latency_under_load") else result[f"latency_ms_{model}"]
+    spread = result.get(f"latency_range_ms_{model}") if measured is not None else None
+    return {"latency (ms / 256 images)": measured, "latency, middle half of the repeats (ms)": spread}
+
+
+def measured_under_load(results: dict[str, dict]) -> bool:
+    """Whether any of these runs' latency was measured under load (its figures are then left out)."""
+    return any(result.get("latency_under_load") for result in results.values())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from plasticity.jobs import Job, running_jobs, runs_work, start_job, study_work
+from plasticity.jobs import running_jobs, runs_work, start_job, study_work
 from plasticity.runs import PruneConfig
 from plasticity.scheduler import SCHEDULER, Scheduler
 from plasticity.store import RunStore

@@ -164,5 +164,10 @@ def formatted_costs(costs: pd.DataFrame) -> pd.DataFrame:
         "parameters": "{:,.0f}",
         "non-zero parameters": "{:,.0f}",
         "latency (ms / 256 images)": "{:.1f}",
+        "latency, middle half of the repeats (ms)": "{0[0]:.1f} to {0[1]:.1f}",
     }
-    return costs.apply(lambda row: row.map(lambda v: "–" if pd.isna(v) else formats[row.name].format(v)), axis=1)
+
+    def cell(row: pd.Series, value) -> str:
+        return "–" if not isinstance(value, list) and pd.isna(value) else formats[row.name].format(value)
+
+    return costs.apply(lambda row: row.map(lambda value: cell(row, value)), axis=1)

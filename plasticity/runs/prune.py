@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar
 
 import torch
+from torch import nn
 
 from plasticity.checkpoint import Checkpoint
 from plasticity.data import Dataset
 from plasticity.errors import InvalidConfigError
-from plasticity.pruning.cost import latency_ms, measure
+from plasticity.pruning.cost import interleaved_latency, measure
 from plasticity.pruning.criteria import create_criterion
 from plasticity.pruning.groups import check_ratio
 from plasticity.pruning.prune import MODES, PruneResult, prune_model
@@ -210,6 +211,17 @@ def measure_cost(run: PrunedRun) -> None:
     run.report()
 
 
+def latency_fields(base: nn.Module, pruned: nn.Module, inputs: torch.Tensor) -> dict:
+    """The base's and the pruned model's latency from one interleaved measurement, as a run stores them:
+    medians, interquartile ranges, threads, and whether the repeats spread as they do under load."""
+    measured = interleaved_latency({"base": base, "pruned": pruned}, inputs)
+    fields = {"latency_threads": measured.threads, "latency_under_load": measured.under_load}
+    for name, latency in measured.models.items():
+        fields[f"latency_ms_{name}"] = round(latency.median, 3)
+        fields[f"latency_range_ms_{name}"] = [round(latency.low, 3), round(latency.high, 3)]
+    return fields
+
+
 def recover(run: PrunedRun, store: RunStore, *, progress: bool = False, callbacks: Iterable[Callback] = ()) -> dict:
     """Phase two: fine-tune a pruned run, recording the recovery curve, and store it as done."""
     with failing(run.config, store):
@@ -239,11 +251,9 @@ def _recover(run: PrunedRun, store: RunStore, progress: bool, extra: Iterable[Ca
     result["acc_final"] = result["curve"][-1]["acc"] if result["curve"] else result["acc_pruned"]
     result["seconds"] = round(time.perf_counter() - run.started, 3)
     # Fine-tuning changes weights, not shapes: the latency is measured now, not before the first epoch
-    # (where it delayed the first point of the curve), and the base's beside it, under the same load
-    # (the base's own figure was measured once, whenever it was imported).
-    inputs = data.example_input(256)
-    result["latency_ms_base"] = round(latency_ms(run.base.model, inputs), 3)
-    result["latency_ms_pruned"] = round(latency_ms(pruned.model, inputs), 3)
+    # (where it delayed the first point of the curve), the base's and the pruned model's in one interleaved
+    # measurement (the base's own figure was measured once, whenever it was imported, under another load).
+    result.update(latency_fields(run.base.model, pruned.model, data.example_input(256)))
     run.report()
 
     structure = {}

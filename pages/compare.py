@@ -6,7 +6,7 @@ from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, study_work
 from plasticity.pruning.criteria import list_criteria
 from plasticity.studies import Comparison
-from ui import jobs, widgets
+from ui import jobs, limits, widgets
 from ui.charts.compare import comparison_chart
 
 config, device = widgets.sidebar()
@@ -40,6 +40,7 @@ try:
 except PlasticityError as exc:
     st.error(str(exc))
     st.stop()
+limits.check_study(study, store)
 
 job = jobs.run_and_stop(
     "compare_job",

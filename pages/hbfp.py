@@ -17,7 +17,7 @@ from plasticity.jobs import JobState, runs_work
 from plasticity.pruning.pairs import DROP_RULES
 from plasticity.runs import Base
 from plasticity.runs.hbfp import STEPS, HbfpConfig, stored_rounds
-from ui import jobs, widgets
+from ui import jobs, limits, widgets
 from ui.charts import hbfp as charts
 
 config, device = widgets.sidebar()
@@ -62,11 +62,21 @@ with ratio_col:
     )
 with optimise_col:
     optimise_epochs = widgets.kept(
-        st.number_input, "Optimisation epochs", min_value=0, max_value=10, key="optimise_epochs", default={"value": 2}
+        st.number_input,
+        "Optimisation epochs",
+        min_value=0,
+        max_value=limits.epochs(10),
+        key="optimise_epochs",
+        default={"value": 2},
     )
 with retrain_col:
     retrain_epochs = widgets.kept(
-        st.number_input, "Retraining epochs", min_value=0, max_value=10, key="retrain_epochs", default={"value": 2}
+        st.number_input,
+        "Retraining epochs",
+        min_value=0,
+        max_value=limits.epochs(10),
+        key="retrain_epochs",
+        default={"value": 2},
     )
 with strength_col:
     strength = widgets.kept(

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from plasticity.errors import InvalidConfigError
 from plasticity.jobs import running_jobs, runs_work, start_job, study_work
 from plasticity.runs import PruneConfig
 from plasticity.scheduler import SCHEDULER, Scheduler
 from plasticity.store import RunStore
 from plasticity.studies import Comparison
+from ui.limits import Limits
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -162,3 +164,19 @@ def test_interactive_work_takes_the_turn_at_the_next_step_of_long_work():
         assert len(steps) == paused_at[0]  # long work waits while the slider's work computes
     worker.join(10)
     assert len(steps) == 200 and paused_at[0] < 200
+
+
+def test_the_hosts_limits_bound_what_a_session_may_ask(monkeypatch):
+    monkeypatch.setenv("PLASTICITY_MAX_EPOCHS", "4")
+    monkeypatch.setenv("PLASTICITY_MAX_SWEEP", "6")
+    monkeypatch.setenv("PLASTICITY_ALLOW_TRAINING", "0")
+    compare = open_page("pages/compare.py", criteria=["random", "l1"], ratios=["20", "40", "60", "80"], seeds="1")
+    assert compare.slider(key="finetune_epochs").max == 4
+    assert "allows at most 6" in compare.error[0].value and not compare.button  # 8 runs planned: no Run button
+    home = open_page("pages/home.py")
+    assert not [button for button in home.button if button.key == "train"]
+    assert "turned off on this server" in home.info[0].value
+
+    monkeypatch.setenv("PLASTICITY_MAX_EPOCHS", "lots")
+    with pytest.raises(InvalidConfigError, match="PLASTICITY_MAX_EPOCHS must be a whole number"):
+        Limits.from_environment()

@@ -8,13 +8,16 @@ from plasticity.jobs import JobState, train_work
 from plasticity.models import list_models
 from plasticity.runs import TrainConfig, dataset_on
 from plasticity.views import base_label
-from ui import jobs, widgets
+from ui import jobs, limits, widgets
 
 
 def new_base_form(device: str) -> None:
     """Model, data set, epochs and seed; Train runs in the background, and the trained base becomes the
     sidebar's selection on every page."""
     st.subheader("Train a new base model")
+    if not limits.current().allow_training:
+        st.info("Training new base models is turned off on this server; any stored base can be picked in the sidebar.")
+        return
     st.caption("It is kept in the run store and can then be picked in the sidebar on every page.")
     model_col, data_col, epochs_col, seed_col = st.columns(4)
     models = [name for name in list_models() if not name.startswith("torchvision:")]
@@ -24,7 +27,12 @@ def new_base_form(device: str) -> None:
         dataset = widgets.kept(st.selectbox, "Data set", list_datasets(), key="dataset", default={})
     with epochs_col:
         epochs = widgets.kept(
-            st.number_input, "Epochs", min_value=1, max_value=100, key="train_epochs", default={"value": 5}
+            st.number_input,
+            "Epochs",
+            min_value=1,
+            max_value=limits.epochs(100),
+            key="train_epochs",
+            default={"value": limits.epochs(5)},
         )
     with seed_col:
         seed = widgets.kept(

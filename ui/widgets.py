@@ -20,6 +20,7 @@ from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base, TrainConfig, get_base
 from plasticity.store import RunStore, plasticity_home
 from plasticity.views import DEFAULT_BASE, base_label, stored_bases
+from ui import limits
 
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
 MEMO = "_memo"  # name -> (signature, object) of this session's charts
@@ -125,7 +126,14 @@ def criterion_select(label: str = "Criterion") -> str:
 
 
 def finetune_epochs_slider() -> int:
-    return kept(st.slider, "Fine-tuning epochs", min_value=1, max_value=10, key="finetune_epochs", default={"value": 3})
+    return kept(
+        st.slider,
+        "Fine-tuning epochs",
+        min_value=1,
+        max_value=limits.epochs(10),
+        key="finetune_epochs",
+        default={"value": limits.epochs(3)},
+    )
 
 
 def ratios_select(key: str, default: list[int]) -> list[float]:

@@ -11,7 +11,7 @@ from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import ClassSubsetStudy, same_steps_epochs
-from ui import jobs, widgets
+from ui import jobs, limits, widgets
 from ui.charts import studies as charts
 from ui.studies.common import ACCURACY_COLUMNS, TOLERANCE, known_classes
 
@@ -34,6 +34,7 @@ def class_subset_tab(base: Base, device: str) -> None:
     )
 
     store = widgets.run_store()
+    limits.check_study(study, store)
     label = f"Pruning for {format_classes(study.classes)} and for all classes"
     job = jobs.run_and_stop(
         "subset_job",
@@ -70,7 +71,7 @@ def choose_study(base: Base) -> ClassSubsetStudy | None:
             st.slider,
             "Fine-tuning epochs",
             min_value=1,
-            max_value=10,
+            max_value=limits.epochs(10),
             key="subset_finetune_epochs",
             default={"value": 2},
         )

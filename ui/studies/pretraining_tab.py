@@ -10,7 +10,7 @@ from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import IMAGENET, PretrainingStudy, Task
-from ui import jobs, widgets
+from ui import jobs, limits, widgets
 from ui.charts import studies as charts
 from ui.studies.common import ACCURACY_COLUMNS, TOLERANCE, known_classes
 
@@ -35,6 +35,7 @@ def pretraining_tab(base: Base, device: str) -> None:
     if study is None:
         return
     store = widgets.run_store()
+    limits.check_study(study, store)
     missing, untrained = study.missing(store), study.missing_bases(store)
     if missing and untrained:
         st.caption(f"{untrained} of the study's bases are not in the run store yet: they are trained first.")
@@ -116,25 +117,25 @@ def settings(base: Base) -> dict:
             st.number_input,
             "Epochs on the target",
             min_value=1,
-            max_value=30,
+            max_value=limits.epochs(30),
             key="target_epochs",
-            default={"value": 5},
+            default={"value": limits.epochs(5)},
         )
     with source_epochs_col:
         source_epochs = widgets.kept(
             st.number_input,
             "Epochs on the source",
             min_value=1,
-            max_value=30,
+            max_value=limits.epochs(30),
             key="source_epochs",
-            default={"value": 5},
+            default={"value": limits.epochs(5)},
         )
     with finetune_col:
         finetune_epochs = widgets.kept(
             st.number_input,
             "Fine-tuning epochs",
             min_value=1,
-            max_value=10,
+            max_value=limits.epochs(10),
             key="pretraining_finetune_epochs",
             default={"value": 2},
         )

@@ -2,13 +2,26 @@
 
 `create_model("lenet5", in_channels=1, num_classes=10, image_size=28)` builds one; names of the
 form `torchvision:<name>` build torchvision's ImageNet models (with `pretrained=True`, their
-weights, fetched once into torch's hub cache).
+weights, fetched once into torch's hub cache). A user's own network is named by its factory,
+`module.path:factory` or `path/to/file.py:factory`, a function that takes the number of classes and
+returns an `nn.Module`; a file's name carries the hash of its content (`...py:factory@3f2a...`), so
+a run's key changes when the file does. `read_weights` reads a user's weights file.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import importlib
+import importlib.util
+import pickle
+import re
+import sys
+import types
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -50,6 +63,8 @@ def list_models() -> list[str]:
 def create_model(spec: ModelSpec) -> nn.Module:
     if spec.width <= 0:
         raise InvalidConfigError(f"width must be positive; got {spec.width}")
+    if is_user_model(spec.name):
+        return _user_model(spec)
     factory = MODELS.get(spec.name)
     if spec.pretrained and not getattr(factory, "pretrained_weights", False):
         raise InvalidConfigError(
@@ -231,3 +246,160 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
 
 
 _torchvision_model.pretrained_weights = True  # type: ignore[attr-defined]
+
+
+# --- the user's own network and weights ----------------------------------------------------------------
+
+HASH_DIGITS = 12  # of a file's SHA-1, in its name: enough to tell two versions of one file apart
+_HEX = re.compile(rf"[0-9a-f]{{{HASH_DIGITS}}}")
+_USER_MODULES: dict[str, types.ModuleType] = {}  # a file's module per (path, hash), loaded once
+
+
+def is_user_model(name: str) -> bool:
+    """`module.path:factory` or `path/to/file.py:factory` (not a registered name or family)."""
+    return ":" in name and name not in MODELS
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:HASH_DIGITS]
+
+
+def _existing_file(text: str, what: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise InvalidConfigError(f"no {what} file at {path}")
+    return path
+
+
+def hashed_path(text: str, what: str) -> str:
+    """`/abs/path@<hash of its content>`; a text that carries a hash already is a stored run's, naming the
+    version it was made with, and is kept as it is."""
+    path, _, recorded = text.rpartition("@")
+    if path and _HEX.fullmatch(recorded):
+        return text
+    path = _existing_file(text, what)
+    return f"{path}@{file_hash(path)}"
+
+
+def canonical_model_name(name: str) -> str:
+    """The one spelling of a model name that runs are keyed by: a file-based factory as
+    `/abs/file.py:factory@<hash of the file>`; every other name as it is."""
+    if not is_user_model(name):
+        return name
+    target, factory, recorded = _parts(name)
+    if not _is_file(target) or recorded:
+        return name
+    path = _existing_file(target, "model")
+    return f"{path}:{factory}@{file_hash(path)}"
+
+
+def _parts(name: str) -> tuple[str, str, str]:
+    """ "net.py:make@3f2a..." -> ("net.py", "make", "3f2a...")."""
+    target, _, factory = name.rpartition(":")
+    factory, _, recorded = factory.partition("@")
+    if not target or not factory.isidentifier():
+        raise InvalidConfigError(f"write your model as module.path:factory or path/to/file.py:factory; got {name!r}")
+    return target, factory, recorded
+
+
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target
+
+
+def _user_model(spec: ModelSpec) -> nn.Module:
+    if spec.width != 1.0 or spec.pretrained:
+        raise InvalidConfigError(f"{spec.name} is your own network: it has no width multiplier or pretrained weights")
+    factory = _factory(spec.name)
+    try:
+        model = factory(spec.num_classes)
+    except Exception as exc:  # the user's code: any error is theirs to read, on one line
+        raise InvalidConfigError(f"{spec.name}({spec.num_classes}) raised {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise InvalidConfigError(f"{spec.name} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _factory(name: str) -> Callable[[int], nn.Module]:
+    target, factory, recorded = _parts(name)
+    module = _load_file(target, recorded) if _is_file(target) else _import(target)
+    function = getattr(module, factory, None)
+    if not callable(function):
+        raise InvalidConfigError(f"{target} has no function {factory}")
+    return function
+
+
+def _import(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or whatever the module's own code raises
+        raise InvalidConfigError(f"cannot import {module_name}: {exc.__class__.__name__}: {exc}") from None
+
+
+def _load_file(target: str, recorded: str) -> types.ModuleType:
+    path = verified_file(f"{target}@{recorded}" if recorded else target, "model")
+    key = hashed_path(str(path), "model")
+    if key not in _USER_MODULES:
+        spec = importlib.util.spec_from_file_location(f"plasticity_user_model_{key[-HASH_DIGITS:]}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[spec.name]
+            raise InvalidConfigError(f"cannot load {path}: {exc.__class__.__name__}: {exc}") from None
+        _USER_MODULES[key] = module
+    return _USER_MODULES[key]
+
+
+def verified_file(text: str, what: str) -> Path:
+    """The file a `hashed_path` names, checked to be the version it was made with."""
+    path, _, recorded = text.rpartition("@")
+    if not (path and _HEX.fullmatch(recorded)):
+        return _existing_file(text, what)
+    found = _existing_file(path, what)
+    if (digest := file_hash(found)) != recorded:
+        raise InvalidConfigError(
+            f"the {what} file {found} has changed since this run was made (content {recorded}, now {digest}); "
+            "name the file again to make a new base from it"
+        )
+    return found
+
+
+def read_weights(path: Path | str) -> dict[str, torch.Tensor]:
+    """The state_dict in a weights file: a bare state_dict (torchvision's own weights files), or a training
+    checkpoint holding one under `model`, `state_dict` or `model_state_dict` (torchvision's reference
+    scripts save `{"model": ..., "optimizer": ..., "args": Namespace}`). Read with `weights_only=True`;
+    argparse's Namespace, plain data, is the one class besides tensors that is let through."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise InvalidConfigError(f"{path} is not a readable weights file ({first_line})") from None
+    for candidate in (payload, *(payload.get(k) for k in ("model", "state_dict", "model_state_dict"))):
+        if isinstance(candidate, dict) and candidate and all(isinstance(v, torch.Tensor) for v in candidate.values()):
+            return {k.removeprefix("module."): v for k, v in candidate.items()}  # DataParallel's prefix
+        if not isinstance(payload, dict):
+            break
+    raise InvalidConfigError(f"{path} holds no state_dict (a dict of tensors, or one under 'model' or 'state_dict')")
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load `state` into `model`. A classifier of another number of classes keeps its fresh initialisation
+    (ImageNet weights for a 10-class task); any other mismatch names the parameters."""
+    target = model[1] if isinstance(model, nn.Sequential) and isinstance(model[0], _GreyToRGB) else model
+    head = classifier_layer(target)
+    head_prefix = next(name for name, module in target.named_modules() if module is head) + "."
+    own = target.state_dict()
+    misfits = {k for k, v in state.items() if k in own and own[k].shape != v.shape}
+    wrong = [f"{k} {tuple(state[k].shape)} (the model's {tuple(own[k].shape)})" for k in sorted(misfits)]
+    if any(not k.startswith(head_prefix) for k in misfits):
+        raise InvalidConfigError(f"the weights do not fit the model: {', '.join(wrong[:3])}")
+    missing, unexpected = target.load_state_dict({k: v for k, v in state.items() if k not in misfits}, strict=False)
+    missing = [k for k in missing if not k.startswith(head_prefix)]
+    if missing or unexpected:
+        raise InvalidConfigError(
+            f"the weights are of another network: missing {', '.join(missing[:3]) or 'nothing'}, "
+            f"unexpected {', '.join(unexpected[:3]) or 'nothing'}"
+        )

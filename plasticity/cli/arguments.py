@@ -163,7 +163,11 @@ def _base_arguments(parser: argparse.ArgumentParser, tasks: bool = False) -> Non
     given = {"action": _Given} if tasks else {}
     model, dataset = (_scene_default(what) if tasks else "" for what in (0, 1))
     parser.add_argument(
-        "--model", default="lenet5", help=f"model name ({UNKNOWN_LISTS}; default: lenet5{model})", **given
+        "--model",
+        default="lenet5",
+        help=f"model name ({UNKNOWN_LISTS}; default: lenet5{model}), or your own: module.path:factory or "
+        "path/to/file.py:factory, a function that takes the number of classes and returns a torch.nn.Module",
+        **given,
     )
     parser.add_argument(
         "--dataset",
@@ -178,6 +182,13 @@ def _base_arguments(parser: argparse.ArgumentParser, tasks: bool = False) -> Non
     parser.add_argument("--batch-size", type=integer, default=64, help=f"training batch size ({batch})", **given)
     parser.add_argument("--width", type=number, default=1.0, help="channel width multiplier")
     parser.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="start the base from the weights in FILE: a state_dict, or a checkpoint holding one under 'model' "
+        "(torchvision's format); read with weights_only=True (default: a fresh initialisation)",
+    )
     parser.add_argument(
         "--history-every-steps",
         type=integer,
@@ -256,7 +267,10 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ratios", type=_list_of(number, "ratios"), default="0.25,0.5,0.75", help="ratios")
     parser.add_argument("--seeds", type=_list_of(integer, "seeds"), default="0,1,2", help="seeds")
     parser.add_argument(
-        "--base-seed", type=integer, default=None, help="one base for every seed, trained with this seed (default: none)"
+        "--base-seed",
+        type=integer,
+        default=None,
+        help="one base for every seed, trained with this seed (default: none)",
     )
 
 
@@ -290,7 +304,10 @@ def _add_hbfp(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimise-epochs", type=integer, default=2, help="epochs with the pairs")
     parser.add_argument("--retrain-epochs", type=integer, default=2, help="epochs after pruning")
     parser.add_argument(
-        "--strength", type=number, default=3e-4, help="lambda of the regulariser that pulls each pair's l1-norms together"
+        "--strength",
+        type=number,
+        default=3e-4,
+        help="lambda of the regulariser that pulls each pair's l1-norms together",
     )
     parser.add_argument(
         "--drop", default="lower-importance", help="which filter of a pair goes: lower-importance or larger-cumulative"

@@ -37,6 +37,7 @@ def _train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
         width=args.width,
         pretrained=args.pretrained,
         history_every_steps=args.history_every_steps,
+        weights=args.weights or "",
     )
 
 

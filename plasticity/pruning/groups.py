@@ -8,6 +8,7 @@ units a ratio removes, and which parameter slices removing it cuts (for masks th
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -124,3 +125,48 @@ def cut_slices(graph: tp.DependencyGraph, group: tp.Group) -> list[tuple[nn.Modu
         elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
             cuts += [(module, "weight", 0, idxs), (module, "bias", 0, idxs)]
     return cuts
+
+
+def check_prunable(model: nn.Module, example_input: torch.Tensor, name: str) -> None:
+    """A user's network, checked before it is trained: it runs on the data's images, Torch-Pruning traces
+    it into groups with a conv layer to prune, and with one filter of every group removed it still runs.
+    Each failure is one InvalidConfigError that names the layer."""
+    _run_naming_layer(model, example_input, f"{name} does not run on this data set's images")
+    trial = copy.deepcopy(model).eval()
+    try:
+        graph = dependency_graph(trial, example_input)
+        groups = prunable_groups(trial, graph)
+    except Exception as exc:  # Torch-Pruning's trace of code it has not seen
+        raise InvalidConfigError(f"Torch-Pruning cannot trace {name}: {exc.__class__.__name__}: {exc}") from None
+    if not groups:
+        raise InvalidConfigError(f"{name} has no Conv2d layer to prune (only conv filters are pruned)")
+    for group in groups:
+        if group.size < 2:
+            continue
+        try:
+            pruning_group(graph, group, [0]).prune()
+        except Exception as exc:
+            raise InvalidConfigError(
+                f"{name}: removing a filter of {group.root} fails in Torch-Pruning: {exc.__class__.__name__}: {exc}"
+            ) from None
+        _run_naming_layer(trial, example_input, f"{name} no longer runs once a filter of {group.root} is removed")
+
+
+@torch.no_grad()
+def _run_naming_layer(model: nn.Module, example_input: torch.Tensor, what: str) -> None:
+    """Run `model` once; if it raises, the error names the innermost module that was running."""
+    names = {module: name for name, module in model.named_modules()}
+    running: list[nn.Module] = []
+    hooks = [m.register_forward_pre_hook(lambda m, _: running.append(m)) for m in names]
+    hooks += [m.register_forward_hook(lambda m, _, __: running.remove(m)) for m in names]  # returns None
+    was_training = model.training
+    try:
+        model.eval()(example_input)
+    except Exception as exc:
+        where = f" (in {names[running[-1]] or 'its own forward'})" if running else ""
+        first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise InvalidConfigError(f"{what}{where}: {first_line}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)

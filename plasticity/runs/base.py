@@ -21,8 +21,19 @@ from plasticity.card import ASSETS
 from plasticity.checkpoint import Checkpoint, load_checkpoint
 from plasticity.data import Dataset, canonical_name, load_dataset
 from plasticity.errors import InvalidConfigError, PlasticityError
-from plasticity.models import ModelSpec, classifier_layer, create_model
+from plasticity.models import (
+    ModelSpec,
+    canonical_model_name,
+    classifier_layer,
+    create_model,
+    hashed_path,
+    is_user_model,
+    load_weights,
+    read_weights,
+    verified_file,
+)
 from plasticity.pruning.cost import measure
+from plasticity.pruning.groups import check_prunable
 from plasticity.runs.lifecycle import RunConfig, failing, save, start
 from plasticity.store import RunStore
 from plasticity.train import FilterNormHistory, ProgressBar, Trainer, accuracy, seed_everything
@@ -47,6 +58,7 @@ class TrainConfig(RunConfig):
     history_every_steps: int = 0  # also record the filter norms every k optimiser steps (0: epoch ends only)
     classes: tuple[int, ...] = ()  # train and evaluate on these classes only (a target task); () is all
     init_from: TrainConfig | None = None  # start from this base's weights, all but the classifier (pre-training)
+    weights: str = ""  # start from the weights in this file, as `/abs/path@<hash of its content>`
 
     def __post_init__(self):
         if self.epochs < 0:
@@ -55,6 +67,11 @@ class TrainConfig(RunConfig):
             raise InvalidConfigError(f"history_every_steps must be >= 0; got {self.history_every_steps}")
         object.__setattr__(self, "classes", tuple(sorted({int(c) for c in self.classes})))
         object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one key however a folder is written
+        object.__setattr__(self, "model", canonical_model_name(self.model))  # a file's name carries its hash
+        if self.weights:
+            object.__setattr__(self, "weights", hashed_path(self.weights, "weights"))
+            if self.pretrained or self.init_from is not None:
+                raise InvalidConfigError("start from one of: a weights file, torchvision's weights, a source base")
         source = self.init_from
         if source is not None:
             if (source.model, source.width) != (self.model, self.width):
@@ -67,7 +84,7 @@ class TrainConfig(RunConfig):
     def to_dict(self) -> dict:
         config = asdict(self)
         # fields added later are left out at their defaults, so every earlier run keeps its key
-        for name in ("classes", "init_from"):
+        for name in ("classes", "init_from", "weights"):
             if not config[name]:
                 del config[name]
         if "classes" in config:
@@ -142,6 +159,10 @@ def train_base(
     data = dataset_on(config.dataset, str(device), config.classes)
     seed_everything(config.seed)
     model = create_model(config.spec(data)).to(device)
+    if is_user_model(config.model):  # found out now, not after the training
+        check_prunable(model, data.example_input(2), config.model)
+    if config.weights:
+        load_weights(model, read_weights(verified_file(config.weights, "weights")))
     if config.init_from is not None:
         source = get_base(config.init_from, store, device, progress=progress)
         load_all_but_classifier(model, source.model)

@@ -10,6 +10,7 @@ from plasticity.runs import PruneConfig
 from plasticity.views import channels_table, cost_table, measured_under_load, recovery_table
 from ui import jobs, widgets
 from ui.charts import prune as charts
+from ui.export import download_buttons
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -111,6 +112,8 @@ def show_results(state: JobState | None) -> None:
             "those figures are left out, since they would not compare."
         )
     st.dataframe(widgets.formatted_costs(cost_table(shown)), key="costs")
+    if state is None or not state.running:
+        download_buttons({name: result["key"] for name, result in shown.items()}, store)
     if show_mask:
         st.caption(
             "Masking zeroes the same filters that removal cuts out, so right after pruning the accuracy is the same, "

@@ -56,6 +56,11 @@ DESCRIPTIONS = {
         "List what the run store holds: every run's key, kind, status and headline figure.",
         "plasticity runs --json",
     ),
+    "export": (
+        "Write a stored run's network (a pruned and fine-tuned one, or a base) to a file that loads without "
+        "plasticity, then run the file on test images and check that its outputs equal the network's.",
+        "plasticity export prune-0123456789abcdef --format onnx --out pruned.onnx",
+    ),
 }
 
 UNKNOWN_LISTS = "an unknown name lists the known ones"
@@ -354,6 +359,19 @@ def _add_runs(parser: argparse.ArgumentParser) -> None:
     _store(parser)
 
 
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", help="the run's key, as `plasticity runs` lists it")
+    parser.add_argument(
+        "--format",
+        required=True,
+        help="state-dict (torch.load), torchscript (torch.jit.load), exported-program (torch.export.load) "
+        "or onnx (onnxruntime; needs the onnx extra)",
+    )
+    parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    parser.add_argument("--data-root", default=None, help="folder of the data sets' files (default: $PLASTICITY_DATA)")
+    _store(parser)
+
+
 ARGUMENTS = {
     "train": _add_train,
     "prune": _add_prune,
@@ -362,6 +380,7 @@ ARGUMENTS = {
     "hbfp": _add_hbfp,
     "pretraining": _add_pretraining,
     "runs": _add_runs,
+    "export": _add_export,
 }
 
 

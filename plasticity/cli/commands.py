@@ -330,6 +330,20 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> None:
         print(_run_line(run))
 
 
+def cmd_export(args: argparse.Namespace, store: RunStore) -> None:
+    from plasticity.export import export_run  # onnx and torch.export load only for this command
+
+    result = export_run(store, args.key, args.format, args.out)
+    _emit(
+        args,
+        result,
+        f"wrote {result['out']} ({result['bytes']:,} bytes, {result['format']}; load it with {result['loads_with']}); "
+        f"its outputs on {result['checked_images']} test images equal the network's "
+        f"(largest difference {result['max_abs_diff']:.2g}, tolerance {result['tolerance']:.2g})",
+    )
+
+
+STORE_COMMANDS = {"runs": cmd_runs, "export": cmd_export}  # commands on the store alone, with no device
 COMMANDS = {
     "train": cmd_train,
     "prune": cmd_prune,
@@ -346,8 +360,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["PLASTICITY_DATA"] = str(Path(args.data_root).expanduser())  # data.data_dir() reads it
     try:
         store = RunStore(args.home)
-        if args.command == "runs":
-            cmd_runs(args, store)
+        if args.command in STORE_COMMANDS:
+            STORE_COMMANDS[args.command](args, store)
             return 0
         COMMANDS[args.command](args, store, resolve_device(args.device))
     except PlasticityError as exc:

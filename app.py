@@ -19,6 +19,7 @@ else:
     st.navigation(
         [
             st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+            st.Page("pages/lesson.py", title="Lesson", icon=":material/cast_for_education:"),
             st.Page("pages/prune.py", title="Prune & recover", icon=":material/content_cut:"),
             st.Page("pages/norms.py", title="Filter-norm histories", icon=":material/show_chart:"),
             st.Page("pages/compare.py", title="Random vs criterion", icon=":material/compare_arrows:"),

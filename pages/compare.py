@@ -4,7 +4,6 @@ import streamlit as st
 
 from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, study_work
-from plasticity.pruning.criteria import list_criteria
 from plasticity.studies import Comparison
 from ui import jobs, limits, widgets
 from ui.charts.compare import comparison_chart
@@ -19,9 +18,7 @@ st.caption(
 )
 criteria_col, ratios_col, seeds_col, epochs_col = st.columns([3, 3, 1, 2])
 with criteria_col:
-    criteria = widgets.kept(
-        st.multiselect, "Criteria", list_criteria(), key="criteria", default={"default": ["random", "l1"]}
-    )
+    criteria = widgets.criteria_select(base, "criteria", ["random", "l1"])
 with ratios_col:
     ratios = widgets.ratios_select("ratios", [25, 50, 75])
 with seeds_col:
@@ -65,10 +62,10 @@ def show_comparison(state: JobState | None) -> None:
         key="comparison",
         hide_index=True,
         column_config={
-            "ratio": st.column_config.NumberColumn("ratio", format="percent"),
-            "acc_base": st.column_config.NumberColumn("base accuracy", format="percent"),
-            "acc_pruned": st.column_config.NumberColumn("just pruned", format="percent"),
-            "acc_final": st.column_config.NumberColumn("after fine-tuning", format="percent"),
+            "ratio": widgets.percent_column("ratio"),
+            "acc_base": widgets.percent_column("base accuracy"),
+            "acc_pruned": widgets.percent_column("just pruned"),
+            "acc_final": widgets.percent_column("after fine-tuning"),
             "macs_pruned": st.column_config.NumberColumn("MACs", format="localized"),
             "params_pruned": st.column_config.NumberColumn("parameters", format="localized"),
             "latency_ms_pruned": st.column_config.NumberColumn("latency (ms)", format="%.1f"),

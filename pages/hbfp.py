@@ -30,17 +30,6 @@ def preview_pairs(_base: Base, base_key: str, device: str, round_ratio: float) -
     return first_round_pairs(_base, HbfpConfig(_base.config, round_ratio=round_ratio))
 
 
-def changing_choice(label: str, options: list, key: str, **kwargs):
-    """A kept selectbox whose options change (rounds, pairs): a remembered value no longer offered is let go."""
-    remembered = st.session_state.setdefault(widgets.KEPT, {})
-    if remembered.get(key) not in options or st.session_state.get(key, options[0]) not in options:
-        remembered.pop(key, None)
-        st.session_state.pop(key, None)
-        if st.query_params.get(key) not in [str(o) for o in options]:
-            st.query_params.pop(key, None)
-    return widgets.kept(st.selectbox, label, options, key=key, default={}, **kwargs)
-
-
 st.title("History-based filter pruning (HBFP)")
 st.caption(
     "Filters whose l1-norms moved alike while the network trained are redundant (Basha et al. 2024). "
@@ -174,11 +163,11 @@ def show_rounds(state: JobState | None) -> None:
             key="rounds_table",
             hide_index=True,
             column_config={
-                "ratio": st.column_config.NumberColumn("filters pruned", format="percent"),
-                "macs_reduction": st.column_config.NumberColumn("MACs removed", format="percent"),
-                "acc_pruned": st.column_config.NumberColumn("just pruned", format="percent"),
-                "acc_final": st.column_config.NumberColumn("retrained", format="percent"),
-                "acc_val_final": st.column_config.NumberColumn("validation", format="percent"),
+                "ratio": widgets.percent_column("filters pruned"),
+                "macs_reduction": widgets.percent_column("MACs removed"),
+                "acc_pruned": widgets.percent_column("just pruned"),
+                "acc_final": widgets.percent_column("retrained"),
+                "acc_val_final": widgets.percent_column("validation"),
                 "within_threshold": st.column_config.CheckboxColumn("kept by the stop rule"),
             },
         )
@@ -191,13 +180,15 @@ rounds = stored_rounds(hbfp_config, store)
 layers = list(base.history.width)
 layer_col, round_col, step_col = st.columns([1, 2, 4])
 with layer_col:
-    layer = changing_choice("Layer", layers, key="layer")
+    layer = widgets.kept(st.selectbox, "Layer", layers, key="layer", default={})
 if rounds:
     with round_col:
-        round_index = changing_choice(
+        round_index = widgets.kept(
+            st.selectbox,
             "Round",
             list(range(1, len(rounds) + 1)),
             key="round",
+            default={},
             format_func=lambda r: f"round {r}: {rounds[r - 1]['ratio']:.0%} of filters pruned",
         )
     with step_col:
@@ -251,7 +242,7 @@ with list_col:
 if ours.empty:
     st.info(f"This round pairs no filters in {layer}.")
     st.stop()
-pair_label = changing_choice("Pair to draw", list(ours["pair"]), key="pair")
+pair_label = widgets.kept(st.selectbox, "Pair to draw", list(ours["pair"]), key="pair", default={})
 chosen = ours[ours["pair"] == pair_label].iloc[0]
 pair = (int(chosen["a"]), int(chosen["b"]))
 if row is None:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState
+from plasticity.jobs import JobState, runs_work
 from plasticity.pruning.masks import MaskSearch, layer_images, list_granularities
 from plasticity.runs import Base, MaskConfig
 from plasticity.views import recovery_table
@@ -89,15 +89,24 @@ except PlasticityError as exc:
 
 store = widgets.run_store()
 label = f"{int(n_masks)} {granularity} masks at {ratio:.0%}"
-finished, job, _ = jobs.follow_runs("masks_job", runs, store, device, base, label)
+finished = {name: run.result for name, config in runs.items() if (run := store.done(config.key))}
+# Scoring N masks and retraining two takes minutes: it starts on the button, never on a visit or a link.
+job = jobs.run_and_stop(
+    "masks_job",
+    tuple(config.key for config in runs.values()),
+    lambda: jobs.start(label, runs_work(runs, store, device, base)),
+    label="Every run is done" if len(finished) == len(runs) else f"Score {int(n_masks)} masks and retrain two",
+    run_key="run_masks",
+    stop_key="stop_masks",
+)
 
 
 def show_results(state: JobState | None) -> None:
     results = {**(state.results if state else {}), **finished}
-    if state is not None and state.running:
-        st.progress(state.progress, text=state.message or "starting")
-    if jobs.show_problem(state):
-        jobs.retry_button("masks_job")
+    jobs.show_progress(state)
+    if not results and not jobs.running(job):
+        st.info("Nothing has run with these settings yet: press the button above to score the masks.")
+        return
     best, median = results.get("best"), results.get("median")
     scored = max((r for r in results.values()), key=lambda r: len(r["val_accs"]), default=None)
     val_accs = scored["val_accs"] if scored else []
@@ -137,9 +146,10 @@ def show_results(state: JobState | None) -> None:
         )
     with image_col:
         st.markdown(f"**The best mask (mask {best['best_index']} of {best['n_masks']})**: light = removed")
+        draw = charts.kernel_pattern_image if granularity == "intra-kernel" else charts.mask_layer_image
         for picture in mask_pictures(base, base.config.key, granularity, ratio, 0, best["best_index"]):
             widgets.show_chart(
-                charts.mask_layer_image(picture["layer"], picture["image"], picture["kernel"], picture["sparsity"]),
+                draw(picture["layer"], picture["image"], picture["kernel"], picture["sparsity"]),
                 f"mask-{picture['layer']}",
             )
 

@@ -29,7 +29,7 @@ with layer_col:
 with norm_col:
     norm = widgets.kept(st.radio, "Norm", ["l1", "l2"], horizontal=True, key="norm", default={})
 with criterion_col:
-    criterion = widgets.criterion_select()
+    criterion = widgets.criterion_select(base)
 with ratio_col:
     ratio = widgets.ratio_slider()
 

@@ -6,11 +6,14 @@ import streamlit as st
 
 from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, prepare_work
+from plasticity.pruning.cost import count_nonzero
 from plasticity.runs import PruneConfig
 from plasticity.views import channels_table, cost_table, measured_under_load, recovery_table
 from ui import jobs, widgets
 from ui.charts import prune as charts
 from ui.export import download_buttons
+
+PINNED = "pinned_runs"  # the session's pinned recovery curves: label -> run key
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -24,16 +27,17 @@ ratio_col, criterion_col, epochs_col, mask_col = st.columns([3, 2, 2, 2])
 with ratio_col:
     ratio = widgets.ratio_slider()
 with criterion_col:
-    criterion = widgets.criterion_select()
+    criterion = widgets.criterion_select(base)
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
 with mask_col:
     show_mask = widgets.kept(
         st.toggle,
-        "Also prune by masking only",
+        "Also by masking",
         key="mask",
         default={"value": False},
-        help="Zero the filters instead of removing them: same accuracy, but the model is as slow as before.",
+        help="Also prune by masking only: zero the filters instead of removing them. Same accuracy, but the "
+        "model is as slow as before.",
     )
 
 try:
@@ -70,30 +74,63 @@ if job is None or job.snapshot().done:
         st.session_state["prepare_job"] = (prepared_for, jobs.start("Preparing", prepare_work(neighbours, store, base)))
 
 
+def pin(runs: dict[str, PruneConfig]) -> None:
+    """Keep the recovery curves on screen on the chart while the slider moves on."""
+    pinned = st.session_state.setdefault(PINNED, {})
+    for name, run in runs.items():
+        pinned[f"{name}, {run.ratio:.0%}, {run.finetune_epochs} epochs (pinned)"] = run.key
+
+
+def pinned_curves() -> dict[str, dict]:
+    """The pinned runs that are done and not on screen anyway, by their label."""
+    on_screen = {run.key for run in runs.values()}
+    pinned = st.session_state.get(PINNED, {}).items()
+    return {label: run.result for label, key in pinned if key not in on_screen and (run := store.done(key))}
+
+
+lock_col, pin_col, clear_col, _ = st.columns([3, 2, 2, 2])
+with lock_col:
+    fixed_y = widgets.kept(
+        st.toggle,
+        "Same y axis at every ratio",
+        key="fixed_y",
+        default={"value": True},
+        help="On: 0 to 100% whatever the ratio, so that curves compare by eye. Off: zoomed to the curves.",
+    )
+pin_col.button("Pin these curves", key="pin", on_click=pin, args=(runs,), help="Keep them on the chart to compare")
+unpin = {"on_click": st.session_state.pop, "args": (PINNED, None), "disabled": PINNED not in st.session_state}
+clear_col.button("Clear the pinned", key="unpin", **unpin)
+
+
 def show_results(state: JobState | None) -> None:
     results = {**(state.results if state else {}), **finished}
     if state is not None and state.running:
         st.progress(state.progress, text=state.message or "pruning")
     if jobs.show_problem(state):
         jobs.retry_button("prune_job")
-    metrics = st.columns(1 + 2 * len(runs))
-    metrics[0].metric("Before pruning", f"{base.result['acc']:.1%}")
-    for i, name in enumerate(runs):
+    # Two rows (just pruned, then fine-tuned), one column per run: in one row of seven, the labels were cut.
+    just_pruned, fine_tuned = st.columns(1 + len(runs)), st.columns(1 + len(runs))
+    just_pruned[0].metric("Before pruning", f"{base.result['acc']:.1%}")
+    for i, name in enumerate(runs, start=1):
         result = results.get(name)
         pruned = f"{result['acc_pruned']:.1%}" if result else "..."
         final = f"{result['acc_final']:.1%}" if result and result["acc_final"] is not None else "..."
-        metrics[1 + 2 * i].metric(f"{name}: just pruned", pruned)
-        metrics[2 + 2 * i].metric(f"{name}: after {epochs} epochs", final)
+        just_pruned[i].metric(f"{name}: just pruned", pruned)
+        fine_tuned[i].metric(f"{name}: after {epochs} epochs", final)
     shown = {name: results[name] for name in runs if name in results}
     if not shown:
         return
     curve_col, bars_col = st.columns([3, 2])
     points = tuple((name, result["key"], len(result["curve"])) for name, result in shown.items())  # what is drawn
+    pinned = pinned_curves()
+    y_range = (0, 100.5) if fixed_y else None
     with curve_col:
         recovery = widgets.memo(
             "recovery",
-            (points, epochs, base.config.key),
-            lambda: charts.recovery_chart(recovery_table(shown), base.result["acc"], epochs),
+            (points, epochs, base.config.key, y_range, tuple(pinned)),
+            lambda: charts.recovery_chart(
+                recovery_table(shown), base.result["acc"], epochs, y_range, recovery_table(pinned) if pinned else None
+            ),
         )
         widgets.show_chart(recovery, "recovery")
     with bars_col:
@@ -111,7 +148,8 @@ def show_results(state: JobState | None) -> None:
             "Some latency was measured under load (its repeats spread by more than 15%): "
             "those figures are left out, since they would not compare."
         )
-    st.dataframe(widgets.formatted_costs(cost_table(shown)), key="costs")
+    nonzero = widgets.memo("base-nonzero", base.config.key, lambda: count_nonzero(base.model))
+    st.dataframe(widgets.formatted_costs(cost_table(shown, nonzero)), key="costs")
     if state is None or not state.running:
         download_buttons({name: result["key"] for name, result in shown.items()}, store)
     if show_mask:

@@ -86,10 +86,11 @@ def channels_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "layer", "kept", "original"])
 
 
-def cost_table(results: dict[str, dict]) -> pd.DataFrame:
-    """Accuracy, MACs, parameters and measured latency of the base and of each named pruned model. A run's
-    latency is measured beside the base's (one interleaved measurement); one measured under load has no
-    figures here (`latency_under_load`), since they would not compare."""
+def cost_table(results: dict[str, dict], base_nonzero_params: int | None = None) -> pd.DataFrame:
+    """Accuracy, MACs, parameters and measured latency of the base and of each named pruned model (the
+    base's non-zero parameters when given: its runs do not store them). A run's latency is measured beside
+    the base's (one interleaved measurement); one measured under load has no figures here
+    (`latency_under_load`), since they would not compare."""
     first = next(iter(results.values()))
     columns = {
         "base": {
@@ -97,7 +98,7 @@ def cost_table(results: dict[str, dict]) -> pd.DataFrame:
             "accuracy after fine-tuning": first["acc_base"],
             "MACs": first["macs_base"],
             "parameters": first["params_base"],
-            "non-zero parameters": None,  # not measured for the base
+            "non-zero parameters": base_nonzero_params,
             **_latency(first, "base"),
         }
     }

@@ -98,7 +98,7 @@ def test_moving_the_ratio_shows_pruned_accuracy_then_streams_the_recovery_curve(
     assert shown["l1: just pruned"].endswith("%") and shown["random: just pruned"].endswith("%")
     assert shown["l1: after 2 epochs"].endswith("%") and shown["random: after 2 epochs"].endswith("%")
     recovery = charts(at)["Recovery while fine-tuning"]
-    curves = {trace.name: values(trace.x) for trace in recovery.data}
+    curves = {trace.name: values(trace.x) for trace in recovery.data if not trace.name.startswith("before")}
     assert curves == {"l1": [0, 1, 2], "random": [0, 1, 2]}  # just pruned, then one point per epoch
     kept = {trace.name: values(trace.y) for trace in charts(at)["Filters kept per layer"].data}
     assert kept["before pruning"] == [20, 50] and kept["kept by l1"] == kept["kept by random"] == [13, 32]
@@ -134,6 +134,7 @@ def test_mask_only_pruning_matches_removal_and_keeps_the_cost():
     assert list(costs.columns) == ["base", "l1", "random", "l1, masked"]
     assert costs.loc["accuracy just pruned", "l1"] == costs.loc["accuracy just pruned", "l1, masked"]
     assert costs.loc["MACs", "l1, masked"] == costs.loc["MACs", "base"] != costs.loc["MACs", "l1"]
+    assert costs.loc["non-zero parameters", "base"].replace(",", "").isdigit()  # counted, not "–"
 
 
 def test_settings_follow_the_user_across_pages():
@@ -166,12 +167,27 @@ def test_norm_page_marks_the_filters_each_criterion_prunes():
     assert np.shape(values(heatmap.data[0].z)) == (50, 13)  # filters x (initialisation + 12 epochs)
     marked = {trace.name: len(trace.y) for trace in heatmap.data[1:]}
     assert marked == {"pruned by l1": 25, "pruned by random": 25}
+    assert heatmap.layout.yaxis.dtick == 1  # every filter labelled
+    lines = charts(at)["l1-norm of every filter while the base trained"]
+    legend = sorted((trace for trace in lines.data if trace.showlegend), key=lambda trace: trace.legendrank)
+    assert [trace.name for trace in legend] == [
+        "pruned by l1 only",
+        "pruned by random only",
+        "pruned by both",
+        "kept by both",
+    ]
 
 
-def test_a_criterion_the_model_cannot_use_shows_an_error():
+def test_a_criterion_the_base_cannot_use_is_not_offered_and_says_why():
     at = open_page("pages/norms.py", criterion="bn-scale")
-    assert not at.exception
-    assert "BatchNorm" in at.error[0].value
+    assert not at.exception and not at.error
+    assert "bn-scale" not in at.selectbox(key="criterion").options
+    assert "bn-scale is not offered: it needs a BatchNorm" in at.selectbox(key="criterion").help
+    assert at.text[0].value.startswith("criterion=bn-scale ignored: one of l1, l2")
+    at.switch_page("pages/compare.py").run()
+    assert (
+        "bn-scale" not in at.multiselect(key="criteria").options and "random" in at.multiselect(key="criteria").options
+    )
 
 
 def test_comparison_runs_missing_cells_into_the_table():
@@ -191,6 +207,8 @@ def test_comparison_runs_missing_cells_into_the_table():
     assert table["acc_final"].between(0, 1).all()
     figure = charts(at)["Random pruning vs criteria (band: min to max over seeds)"]
     assert {trace.name for trace in figure.data if trace.showlegend is not False} == {"random", "l1"}
+    assert list(figure.layout.xaxis.tickvals) == list(figure.layout.xaxis2.tickvals) == [30, 55]  # the ratios run
+    assert figure.layout.yaxis2.matches is None and figure.layout.yaxis2.range[0] > 50  # zoomed to its lines
     assert at.get("download_button")
 
 
@@ -231,4 +249,4 @@ def test_a_link_to_an_unknown_base_warns_and_falls_back_to_the_default():
     at.run()
     assert not at.exception
     assert "(shipped default)" in at.selectbox(key="base").format_func(at.selectbox(key="base").value)
-    assert "not in this run store" in at.sidebar.warning[0].value
+    assert "base=train-0000000000000000 ignored: one of train-" in at.text[0].value

@@ -63,3 +63,9 @@ def test_a_round_runs_and_can_be_stepped_through():
     assert max(lines[survivor]) == 14 and max(lines[gone]) == 13  # the pruned filter's line ends at pruning
     assert metrics(at)["▶ after retraining"].endswith("%")
     assert at.query_params["step"] == "after retraining"
+
+    link = dict(at.query_params)
+    assert link["round"] == "1"  # the round itself, not its label
+    reopened = open_page("pages/hbfp.py", **link)
+    assert reopened.selectbox(key="round").value == 1 and not reopened.text  # no link value was ignored
+    assert reopened.segmented_control(key="step").value == "after retraining"

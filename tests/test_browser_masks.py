@@ -16,6 +16,7 @@ def test_random_masks(page, app_url):
     page.goto(app_url)
     page.wait_for_selector('[data-testid="stSidebarNav"] >> text=Random masks')
     page.goto(f"{app_url}/masks?granularity=kernel&mask_ratio=60&n_masks=20&finetune_epochs=2")
+    page.get_by_role("button", name="Score 20 masks and retrain two").click()  # a link alone starts nothing
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
         ".filter(m => m.innerText.includes('retrained')).every(m => m.innerText.includes('%'))"

@@ -1,7 +1,8 @@
 """Widgets every page shares: the base and device pickers, the pruning settings, live job views.
 
-Settings are widgets with a fixed key, bound to the URL's query parameters (a shared link opens
-the same view) and kept for the whole session (they keep their values across pages).
+Settings are widgets with a fixed key, written to the URL's query parameters on every run (a shared
+link opens the same view; ui/links.py reads it back) and kept for the whole session (they keep their
+values across pages).
 """
 
 from __future__ import annotations
@@ -14,17 +15,25 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from plasticity.errors import PlasticityError
-from plasticity.pruning.criteria import list_criteria
+from plasticity.pruning.criteria import list_criteria, unusable_criteria
 from plasticity.runs import Base, TrainConfig, get_base
 from plasticity.store import RunStore, plasticity_home
 from plasticity.views import DEFAULT_BASE, base_label, stored_bases
-from ui import limits
+from ui import limits, links
+from ui.charts import style
 
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
+WRITTEN = "_written_to_url"  # widget key -> the query parameter's values this session last wrote
+NOTICES = "_link_notices"  # page -> the lines saying which values of the link it was opened with were ignored
+SHOWN_ON = "_shown_on"  # widget key -> the page whose widget it was last
+NOTICE_SLOT = "_notice_slot"  # this run's place for those lines
+_UNSET = object()
 MEMO = "_memo"  # name -> (signature, object) of this session's charts
 T = TypeVar("T")
+PRESENTER_FONT_PX = 21  # the page's root font size in presenter mode (Streamlit's own is 16)
 PROMPT_SECONDS = 0.4  # how long a rerun waits for a job's first, quick result before drawing
 
 
@@ -44,32 +53,57 @@ def _load_base(config_json: str, device: str, home: str) -> Base:
 
 
 def kept(widget: Callable, label: str, *args, key: str, default: dict, **kwargs):
-    """`widget` bound to the URL's query parameter `key`, and keeping its value across pages.
+    """`widget`, its value kept for the whole session (it follows the user across pages) and written to
+    the URL's query parameter `key` on every run, so a copied link opens the same view.
 
-    `default` names the widget's own default argument (e.g. {"value": 3}). It is passed even when a
-    kept value is restored, since Streamlit leaves a setting out of the URL when it equals the
-    widget's default: without it a restored minimum (one seed, 0%) would vanish from a shared link.
+    A value in the URL that this session did not write there (a link being opened) wins, when it fits
+    the widget; one that does not fit is ignored with a line in the page. `default` names the widget's
+    own default argument (e.g. {"value": 3}).
     """
+    link = links.link_for(widget, args, kwargs)
     values = st.session_state.setdefault(KEPT, {})
-    if key in values:  # set on this or another page earlier in the session: that value wins
+    written = st.session_state.setdefault(WRITTEN, {})
+    in_url = st.query_params.get_all(key)
+    if in_url and in_url != written.get(key):
+        try:
+            values[key] = link.read(in_url)
+        except ValueError as exc:
+            _notice(f"{'&'.join(f'{key}={item}' for item in in_url)} ignored: {exc}")
+    for state in (values, st.session_state):
+        if key in state and not link.fits(state[key]):
+            del state[key]  # no longer offered (another base's layers, a round that is gone)
+    # Set only on another page's widget or when it differs: every assignment makes the browser take the
+    # value again, and a rerun still on its way would send the slider back a step the user has moved on from.
+    page = get_script_run_ctx().page_script_hash
+    shown_on = st.session_state.setdefault(SHOWN_ON, {})
+    if key in values and (shown_on.get(key) != page or st.session_state.get(key, _UNSET) != values[key]):
         st.session_state[key] = values[key]
-    value = widget(
-        label,
-        *args,
-        key=key,
-        bind="query-params",
-        persist_state="session",
-        on_change=_remember,
-        args=(key,),
-        **default,
-        **kwargs,
-    )
+    shown_on[key] = page
+    value = widget(label, *args, key=key, on_change=_remember, args=(key,), **default, **kwargs)
     values[key] = value
+    written[key] = link.write(value)
+    if in_url != written[key]:
+        st.query_params[key] = written[key]
     return value
 
 
 def _remember(key: str) -> None:
     st.session_state[KEPT][key] = st.session_state[key]
+    st.session_state.pop(NOTICES, None)  # the user has moved on from the link that was opened
+
+
+def notices_slot() -> None:
+    """Where this page says which link values were ignored: at the top of the page, above its title."""
+    st.session_state[NOTICE_SLOT] = slot = st.container()
+    page = get_script_run_ctx().page_script_hash
+    for line in st.session_state.get(NOTICES, {}).get(page, []):
+        slot.text(line)
+
+
+def _notice(line: str) -> None:
+    page = get_script_run_ctx().page_script_hash
+    st.session_state.setdefault(NOTICES, {}).setdefault(page, []).append(line)
+    st.session_state.get(NOTICE_SLOT, st).text(line)
 
 
 def devices() -> list[str]:
@@ -81,14 +115,13 @@ def sidebar() -> tuple[TrainConfig, str]:
     bases = {config.key: config for config in stored_bases(run_store())}
     if "next_base" in st.session_state:  # a base trained on the Home page becomes the selection
         st.session_state.setdefault(KEPT, {})["base"] = st.session_state.pop("next_base")
+    notices_slot()
     with st.sidebar:
-        wanted = st.query_params.get("base")
-        if wanted and wanted not in bases:
-            st.warning(f"The link names a base model ({wanted}) that is not in this run store; showing the default.")
         key = kept(
             st.selectbox, "Base model", list(bases), format_func=lambda k: base_label(bases[k]), key="base", default={}
         )
         device = kept(st.selectbox, "Device", devices(), key="device", default={})
+        presenter_toggle()
         if torch.cuda.is_available():
             st.caption(f"CUDA is available: {torch.cuda.get_device_name(0)}")
         else:
@@ -120,9 +153,24 @@ def ratio_slider() -> float:
     return percent / 100
 
 
-def criterion_select(label: str = "Criterion") -> str:
-    criteria = [name for name in list_criteria() if name != "random"]
-    return kept(st.selectbox, label, criteria, key="criterion", default={"index": criteria.index("l1")})
+def usable_criteria(base: Base, exclude: tuple[str, ...] = ()) -> tuple[list[str], str | None]:
+    """The criteria that can prune `base`, and a line saying which are not offered and why (None if all are)."""
+    unusable = unusable_criteria(base.model)
+    offered = [name for name in list_criteria() if name not in unusable and name not in exclude]
+    why = "; ".join(f"{name} is not offered: {reason}" for name, reason in unusable.items())
+    return offered, why or None
+
+
+def criterion_select(base: Base, label: str = "Criterion") -> str:
+    """One criterion to prune `base` with beside random (random itself is not offered)."""
+    criteria, why = usable_criteria(base, exclude=("random",))
+    return kept(st.selectbox, label, criteria, key="criterion", default={"index": criteria.index("l1")}, help=why)
+
+
+def criteria_select(base: Base, key: str, default: list[str], label: str = "Criteria") -> list[str]:
+    """Several criteria to prune `base` with, random among them."""
+    criteria, why = usable_criteria(base)
+    return kept(st.multiselect, label, criteria, key=key, default={"default": default}, help=why)
 
 
 def finetune_epochs_slider() -> int:
@@ -158,9 +206,27 @@ def memo(name: str, signature: Hashable, build: Callable[[], T]) -> T:
 
 
 def show_chart(fig: go.Figure, name: str) -> None:
-    """A plotly chart whose modebar camera button saves a PNG named after the chart."""
+    """A plotly chart whose modebar camera button saves a PNG named after the chart (for a projector in
+    presenter mode)."""
     config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+    if presenting():
+        fig = style.presenter(fig)
     st.plotly_chart(fig, config=config, key=f"chart-{name}")
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get(KEPT, {}).get("presenter"))
+
+
+def presenter_toggle() -> None:
+    """Presenter mode: the whole page in larger type, and charts with large fonts and thick lines."""
+    if kept(st.toggle, "Presenter mode", key="presenter", default={"value": False}, help=presenter_toggle.__doc__):
+        st.html(f"<style>html {{ font-size: {PRESENTER_FONT_PX}px; }}</style>")
+
+
+def percent_column(label: str) -> st.column_config.NumberColumn:
+    """A table column of fractions shown as percentages with one decimal, every row alike (96.9%, 96.0%)."""
+    return st.column_config.NumberColumn(label, format="percent", step=0.001)
 
 
 def formatted_costs(costs: pd.DataFrame) -> pd.DataFrame:

@@ -54,9 +54,14 @@ def measure(model: nn.Module, data: Dataset, *, batch: int = 256, repeats: int =
     """MACs and parameters as the dense hardware runs them, and the measured latency of a batch."""
     example = data.example_input(1)
     macs, params = tp.utils.count_ops_and_params(model, example)
-    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    nonzero = count_nonzero(model)
     measured = latency_ms(model, data.example_input(batch), repeats) if latency else None
     return Cost(int(macs), int(params), nonzero, measured)
+
+
+def count_nonzero(model: nn.Module) -> int:
+    """The parameters of `model` that are not zero (a masked filter's weights are zeros, not gone)."""
+    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
 
 
 def latency_ms(model: nn.Module, inputs: torch.Tensor, repeats: int = 9) -> float:

@@ -62,12 +62,23 @@ class Criterion:
     def __call__(self, layer: Layer) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def unusable_on(cls, model: nn.Module) -> str | None:
+        """Why this criterion cannot score `model`'s filters, or None when it can (checked before offering it)."""
+        return None
+
 
 CRITERIA: Registry[type[Criterion]] = Registry("criterion", plural="criteria")
 
 
 def list_criteria() -> list[str]:
     return CRITERIA.names()
+
+
+def unusable_criteria(model: nn.Module) -> dict[str, str]:
+    """The criteria that cannot score `model`'s filters, each with the reason."""
+    reasons = {name: CRITERIA.get(name).unusable_on(model) for name in list_criteria()}
+    return {name: reason for name, reason in reasons.items() if reason is not None}
 
 
 def create_criterion(name: str, seed: int = 0, **options) -> Criterion:
@@ -125,6 +136,12 @@ class BNScale(Criterion):
                 "use a model with BatchNorm (vgg16, resnet20, ...) or another criterion"
             )
         return layer.bn.weight.detach().abs().cpu()
+
+    @classmethod
+    def unusable_on(cls, model: nn.Module) -> str | None:
+        if not any(isinstance(module, nn.BatchNorm2d) for module in model.modules()):
+            return "it needs a BatchNorm after the conv layers, and this model has none"
+        return None
 
 
 class _DataCriterion(Criterion):

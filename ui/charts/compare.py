@@ -12,8 +12,11 @@ from ui.charts.style import band, color_for, layout
 def comparison_chart(summary: pd.DataFrame) -> go.Figure:
     """Accuracy against pruning ratio, one line per criterion (mean over seeds) in its min-max band."""
     stages = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), shared_yaxes=True)
+    # Each panel's own y axis, zoomed to its lines and bands: after fine-tuning they lie within a few
+    # points, and on the other panel's scale the lines and the seed bands would be a hairline.
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), horizontal_spacing=0.08)
     names = list(dict.fromkeys(summary["criterion"]))
+    percents = sorted({round(ratio * 100) for ratio in summary["ratio"]})
     for col, stage in enumerate(stages, start=1):
         for name in names:
             rows = summary[(summary["stage"] == stage) & (summary["criterion"] == name)].sort_values("ratio")
@@ -46,6 +49,23 @@ def comparison_chart(summary: pd.DataFrame) -> go.Figure:
                 row=1,
                 col=col,
             )
-        fig.update_xaxes(title="filters pruned (%)", row=1, col=col)
+        fig.update_yaxes(range=_padded(summary[summary["stage"] == stage]), row=1, col=col)
+    # The ticks are the ratios that were run, and one ratio alone is not spread over a fraction of a percent.
+    fig.update_xaxes(title="filters pruned (%)", tickmode="array", tickvals=percents, range=_padded_x(percents))
     fig.update_yaxes(title="test accuracy (%)", row=1, col=1)
-    return layout(fig, "Random pruning vs criteria (band: min to max over seeds)", height=480, legend_below=True)
+    fig = layout(fig, "Random pruning vs criteria (band: min to max over seeds)", height=480)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1.0})
+    fig.update_layout(margin={"t": 110})
+    return fig
+
+
+def _padded(rows: pd.DataFrame) -> list[float]:
+    """The y range of one panel: its lowest to highest value (bands included), in percent, with a margin."""
+    low, high = rows["min"].min() * 100, rows["max"].max() * 100
+    margin = max(1.0, (high - low) * 0.1)
+    return [low - margin, min(100.5, high + margin)]
+
+
+def _padded_x(percents: list[int]) -> list[float]:
+    margin = max(5, (percents[-1] - percents[0]) * 0.06)
+    return [percents[0] - margin, percents[-1] + margin]

@@ -13,6 +13,11 @@ def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1"
     """Every filter's norm over the epochs; filters in `marks` coloured by who would prune them."""
     fig = go.Figure()
     names = list(marks)
+    # The legend says exactly what a colour means, in the same order whatever the layer: pruned by the
+    # criterion only, by random only, by both, by neither.
+    alone = len(names) == 1
+    order = [f"pruned by {name}" if alone else f"pruned by {name} only" for name in names]
+    order += ["pruned by both", "kept" if alone else "kept by both"]
     shown: set[str] = set()
     for filter_index, rows in table.groupby("filter", sort=True):
         groups = [name for name in names if filter_index in marks[name]]
@@ -21,9 +26,9 @@ def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1"
         elif len(groups) > 1:
             group, color = "pruned by both", "#8e44ad"
         elif groups:
-            group, color = groups[0], color_for(groups[0], names)
+            group, color = order[names.index(groups[0])], color_for(groups[0], names)
         else:
-            group, color = "kept by both", KEPT_COLOR
+            group, color = order[-1], KEPT_COLOR
         fig.add_trace(
             go.Scatter(
                 x=rows["epoch"],
@@ -31,6 +36,7 @@ def norm_lines(table: pd.DataFrame, marks: dict[str, set[int]], norm: str = "l1"
                 mode="lines",
                 name=group,
                 legendgroup=group,
+                legendrank=order.index(group) + 1 if group in order else 1000,
                 showlegend=bool(names) and group not in shown,
                 line={"color": color, "width": 2.5 if groups else 1.5},
                 customdata=[filter_index] * len(rows),
@@ -75,8 +81,8 @@ def norm_heatmap(matrix: pd.DataFrame, marks: dict[str, set[int]], norm: str = "
             row=1,
             col=2,
         )
-    height = max(380, 14 * len(labels) + 140)
-    fig.update_yaxes(autorange="reversed", showticklabels=len(labels) <= 64, row=1, col=1)
+    height = max(380, 16 * len(labels) + 140)  # every filter labelled, none skipped
+    fig.update_yaxes(autorange="reversed", showticklabels=len(labels) <= 64, dtick=1, tickfont_size=11, row=1, col=1)
     fig.update_xaxes(title="training epoch", row=1, col=1)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, row=1, col=2)
     return layout(fig, f"{norm}-norm heatmap: filters x epochs", height=height)

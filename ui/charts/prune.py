@@ -8,32 +8,50 @@ import plotly.graph_objects as go
 from ui.charts.style import BASE_COLOR, color_for, layout
 
 
-def recovery_chart(table: pd.DataFrame, base_accuracy: float, epochs: int) -> go.Figure:
-    """Accuracy against fine-tuning epoch, one line per run, the base's accuracy as a dashed line."""
+def recovery_chart(
+    table: pd.DataFrame,
+    base_accuracy: float,
+    epochs: int,
+    y_range: tuple[float, float] | None = None,
+    pinned: pd.DataFrame | None = None,
+) -> go.Figure:
+    """Accuracy against fine-tuning epoch, one line per run, the base's accuracy as a dashed line (named
+    in the legend, where no curve can cover it). `y_range` (percent) fixes the y axis, so that curves
+    at different ratios compare by eye; `pinned` runs (the same columns) are drawn thinner and dashed."""
     fig = go.Figure()
     names = list(dict.fromkeys(table["run"]))
     for name in names:
         run = table[table["run"] == name]
-        fig.add_trace(
-            go.Scatter(
-                x=run["epoch"],
-                y=run["accuracy"] * 100,
-                name=name,
-                mode="lines+markers",
-                line={"color": color_for(name, names), "width": 3, "dash": "dot" if "mask" in name else "solid"},
-                marker={"size": 9},
-                hovertemplate=f"{name}<br>epoch %{{x}}<br>accuracy %{{y:.1f}}%<extra></extra>",
-            )
+        fig.add_trace(_curve(run, name, names, {"width": 3, "dash": "dot" if "mask" in name else "solid"}, 9))
+    if pinned is not None:
+        for name in dict.fromkeys(pinned["run"]):
+            fig.add_trace(_curve(pinned[pinned["run"] == name], name, names, {"width": 2, "dash": "dash"}, 6))
+    last = max([epochs, *([] if pinned is None or pinned.empty else [int(pinned["epoch"].max())])])
+    fig.add_trace(
+        go.Scatter(
+            x=[-0.2, last + 0.2],
+            y=[base_accuracy * 100] * 2,
+            mode="lines",
+            name=f"before pruning {base_accuracy:.1%}",
+            line={"color": BASE_COLOR, "dash": "dash", "width": 2},
+            hoverinfo="skip",
         )
-    fig.add_hline(
-        y=base_accuracy * 100,
-        line={"color": BASE_COLOR, "dash": "dash"},
-        annotation_text=f"before pruning {base_accuracy:.1%}",
-        annotation_position="top left",
     )
-    fig.update_xaxes(title="fine-tuning epoch (0 = just pruned)", range=[-0.2, epochs + 0.2], dtick=1)
-    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_xaxes(title="fine-tuning epoch (0 = just pruned)", range=[-0.2, last + 0.2], dtick=1)
+    fig.update_yaxes(title="test accuracy (%)", range=list(y_range) if y_range else None)
     return layout(fig, "Recovery while fine-tuning")
+
+
+def _curve(run: pd.DataFrame, name: str, names: list[str], line: dict, marker_size: int) -> go.Scatter:
+    return go.Scatter(
+        x=run["epoch"],
+        y=run["accuracy"] * 100,
+        name=name,
+        mode="lines+markers",
+        line={"color": color_for(name, names), **line},
+        marker={"size": marker_size},
+        hovertemplate=f"{name}<br>epoch %{{x}}<br>accuracy %{{y:.1f}}%<extra></extra>",
+    )
 
 
 def channels_chart(table: pd.DataFrame) -> go.Figure:

@@ -1,4 +1,5 @@
-"""What every chart shares: colours (random is always orange), fonts, layout and seed bands."""
+"""What every chart shares: one colour per concept (random is always orange), fonts, layout, seed bands,
+and presenter mode (large fonts and thick lines for a projector)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,46 @@ import plotly.graph_objects as go
 
 RANDOM = "random"
 
-PALETTE = ["#1f5fbf", "#2a9d5c", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d"]
+# One colour per concept on every page: random is always orange, each criterion keeps its own colour
+# whatever else is drawn beside it, and the best and median masks are the same in every chart.
+CONCEPT_COLORS = {
+    RANDOM: "#f08a24",
+    "l1": "#1f5fbf",
+    "l2": "#16a085",
+    "bn-scale": "#8e44ad",
+    "apoz": "#c0392b",
+    "mean-activation": "#b7950b",
+    "taylor": "#6d4c41",
+    "hbfp": "#d6336c",
+    "attribution": "#2c3e50",
+    "attribution:conductance": "#5d6d7e",
+    "attribution:ablation": "#7b241c",
+    "best": "#2a9d5c",
+    "median": "#7f8c8d",
+    "worst": "#c0392b",
+}
+PALETTE = ["#1f5fbf", "#2a9d5c", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d"]  # for names that are no concept
 
-RANDOM_COLOR = "#f08a24"
+RANDOM_COLOR = CONCEPT_COLORS[RANDOM]
 
 BASE_COLOR = "#555555"
 
 KEPT_COLOR = "rgba(150, 150, 150, 0.45)"
 
 FONT = {"size": 15}
+PRESENTER_FONT = {"size": 22}
 
 
-def color_for(name: str, names: list[str]) -> str:
-    """Random pruning is always orange; the others take the palette in order."""
-    if name.startswith(RANDOM):
-        return RANDOM_COLOR
-    others = [n for n in names if not n.startswith(RANDOM)]
+def concept(name: str) -> str:
+    """The concept a trace's name is about: "l1, masked" and "hbfp: retrained" are l1 and hbfp."""
+    return name.split(",")[0].split(": ")[0].removeprefix("kept by ").removeprefix("pruned by ").strip()
+
+
+def color_for(name: str, names: list[str] = ()) -> str:
+    """The concept's own colour; a name that is no concept takes the palette in the order of `names`."""
+    if (color := CONCEPT_COLORS.get(concept(name))) is not None:
+        return color
+    others = [n for n in names if concept(n) not in CONCEPT_COLORS]
     return PALETTE[others.index(name) % len(PALETTE)] if name in others else PALETTE[0]
 
 
@@ -59,3 +84,29 @@ def band(x: list, upper: list, lower: list, color: str, group: str) -> go.Scatte
         showlegend=False,
         legendgroup=group,
     )
+
+
+def presenter(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` for a projector: larger fonts, thicker lines and bigger markers, the legend beside
+    the plot (under a chart in a narrow column it is out of sight of the back rows)."""
+    fig = go.Figure(fig)
+    font = fig.layout.font.size or FONT["size"]
+    fig.update_layout(
+        font={"size": round(font * PRESENTER_FONT["size"] / FONT["size"])},
+        title_font_size=PRESENTER_FONT["size"] + 4,
+        hoverlabel={"font_size": 20},
+        height=round((fig.layout.height or 420) * 1.25),
+    )
+    if fig.layout.showlegend is not False:
+        fig.update_layout(
+            legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
+            margin={"r": 40, "b": 70},
+        )
+    for trace in fig.data:
+        if trace.type == "scatter" and trace.line.width:
+            trace.line.width = trace.line.width * 1.8
+        if trace.type in ("scatter", "bar") and trace.marker.size:
+            trace.marker.size = trace.marker.size * 1.5
+    for annotation in fig.layout.annotations:
+        annotation.font.size = round((annotation.font.size or font) * PRESENTER_FONT["size"] / FONT["size"])
+    return fig

@@ -7,7 +7,6 @@ import streamlit as st
 from plasticity.data import format_classes
 from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, study_work
-from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import ClassSubsetStudy, same_steps_epochs
@@ -58,10 +57,8 @@ def choose_study(base: Base) -> ClassSubsetStudy | None:
             default={"default": [c for c in (3, 5, 8) if c in classes_known] or classes_known[:3]},
         )
     with criteria_col:
-        criteria = widgets.kept(
-            st.multiselect, "Criteria", list_criteria(), key="subset_criteria", default={"default": ["random", "apoz"]}
-        )
-    ratios_col, seeds_col, epochs_col, steps_col = st.columns([3, 1, 2, 2])
+        criteria = widgets.criteria_select(base, "subset_criteria", ["random", "apoz"])
+    ratios_col, seeds_col, epochs_col, steps_col = st.columns([3, 1, 2, 3])
     with ratios_col:
         ratios = widgets.ratios_select("subset_ratios", [25, 50, 75, 90])
     with seeds_col:

@@ -3,18 +3,19 @@
 import streamlit as st
 
 from plasticity.runs import Base
+from ui import widgets
 
 TOLERANCE = 0.01  # accuracy a pruned model may lose and still count as "as good": one point
 ACCURACY_COLUMNS = {
-    "ratio": st.column_config.NumberColumn("filters pruned", format="percent"),
-    "acc_base": st.column_config.NumberColumn("unpruned", format="percent"),
-    "acc_pruned": st.column_config.NumberColumn("just pruned", format="percent"),
-    "acc_final": st.column_config.NumberColumn("after fine-tuning", format="percent"),
+    "ratio": widgets.percent_column("filters pruned"),
+    "acc_base": widgets.percent_column("unpruned"),
+    "acc_pruned": widgets.percent_column("just pruned"),
+    "acc_final": widgets.percent_column("after fine-tuning"),
     "epochs": st.column_config.NumberColumn("fine-tuning epochs"),
     "macs_pruned": st.column_config.NumberColumn("MACs", format="localized"),
     "params_pruned": st.column_config.NumberColumn("parameters", format="localized"),
-    "params_removed": st.column_config.NumberColumn("parameters removed", format="percent"),
-    "macs_removed": st.column_config.NumberColumn("MACs removed", format="percent"),
+    "params_removed": widgets.percent_column("parameters removed"),
+    "macs_removed": widgets.percent_column("MACs removed"),
 }
 
 

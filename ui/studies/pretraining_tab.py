@@ -6,7 +6,6 @@ import streamlit as st
 
 from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, study_work
-from plasticity.pruning.criteria import list_criteria
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import IMAGENET, PretrainingStudy, Task
@@ -103,9 +102,14 @@ def settings(base: Base) -> dict:
             default={"index": 0},
         )
     with criterion_col:
-        criteria = list_criteria()
+        criteria, why = widgets.usable_criteria(base)
         criterion = widgets.kept(
-            st.selectbox, "Criterion", criteria, key="pretraining_criterion", default={"index": criteria.index("l1")}
+            st.selectbox,
+            "Criterion",
+            criteria,
+            key="pretraining_criterion",
+            default={"index": criteria.index("l1")},
+            help=why,
         )
     ratios_col, seeds_col, epochs_col, source_epochs_col, finetune_col = st.columns([3, 1, 1, 1, 1])
     with ratios_col:

@@ -1,0 +1,73 @@
+"""The dashboard as a class uses it, in headless Chromium: links that hold, quick slider steps, pages at
+projector sizes. One server and one browser for the module.
+"""
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from browser_support import app_url, page, shoot, wait_quiet
+
+pytestmark = pytest.mark.browser
+
+
+def query(page) -> dict[str, list[str]]:
+    return parse_qs(urlparse(page.url).query)
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+    wait_quiet(page)
+
+
+def test_settings_stay_in_the_url_after_sidebar_navigation(page, app_url):
+    open_page(page, app_url)  # the router runs once, as for a user who starts at Home
+    page.goto(f"{app_url}/prune?ratio=60&criterion=l2&finetune_epochs=1")
+    page.wait_for_selector("text=l2: just pruned")
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Filter-norm histories").click()
+    page.wait_for_selector("text=Sort the heatmap by the final norm")
+    wait_quiet(page)
+    page.wait_for_timeout(500)
+    settings = query(page)
+    assert settings.get("ratio") == ["60"] and settings.get("criterion") == ["l2"]
+    assert settings.get("layer") == ["conv1"]  # every setting, defaults too
+    copied = page.url
+    open_page(page, app_url)
+    open_page(page, copied)  # the copied link, opened afresh, is the same view
+    assert "In conv1 at 60%: l2 prunes 12 of 20 filters" in page.inner_text("main")
+
+
+def test_bad_link_values_are_named_in_one_line_each_and_the_defaults_used(page, app_url):
+    open_page(page, f"{app_url}/norms?ratio=abc&criterion=nonexistent&layer=conv9&norm=l3")
+    text = page.inner_text("main")
+    assert "ratio=abc ignored: a number from 0 to 95 in steps of 5" in text
+    assert "criterion=nonexistent ignored: one of l1, l2," in text
+    assert "layer=conv9 ignored: one of conv1, conv2" in text and "norm=l3 ignored: one of l1, l2" in text
+    assert "In conv1 at 50%: l1 prunes 10 of 20 filters" in text  # every default
+    assert query(page)["ratio"] == ["50"] and query(page)["criterion"] == ["l1"]
+    for bad in ("33", "999", "-5"):
+        open_page(page, f"{app_url}/norms?ratio={bad}")
+        assert f"ratio={bad} ignored: a number from 0 to 95 in steps of 5" in page.inner_text("main")
+        assert query(page)["ratio"] == ["50"]
+
+
+def test_quick_arrow_presses_on_the_slider_all_count(page, app_url):
+    open_page(page, f"{app_url}/norms?ratio=50")
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    thumb.focus()
+    for _ in range(4):
+        thumb.press("ArrowLeft")
+        page.wait_for_timeout(40)
+    page.wait_for_timeout(1500)
+    wait_quiet(page)
+    assert thumb.input_value() == "30"
+    assert query(page)["ratio"] == ["30"]
+    assert "at 30%" in page.inner_text("main")
+
+
+def test_clicking_a_thumbnail_picks_its_image(page, app_url):
+    open_page(page, f"{app_url}/attribution?layer=conv1&ratio=50&finetune_epochs=1")
+    page.locator('img[alt="test image 76, a 1"]').click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('image') === '76'")
+    page.wait_for_selector("text=for test image 76")
+    assert query(page)["layer"] == ["conv1"] and query(page)["ratio"] == ["50"]

@@ -33,19 +33,19 @@ PAGES = {
     "prune": ("/prune?ratio=50&criterion=l1&finetune_epochs=3", None, "Cost before and after"),
     "norms": ("/norms?layer=conv2&ratio=50", None, "heatmap"),
     "compare": (
-        "/compare?criteria=random&criteria=l1&ratios=25&ratios=50&ratios=75&ratios=90&seeds=2&finetune_epochs=1",
-        "Run the 16 missing runs",
+        "/compare?criteria=random&criteria=l1&ratios=25&ratios=50&ratios=75&seeds=2&finetune_epochs=1",
+        "Run the 12 missing runs",
         "Every run is done",
     ),
     "studies": ("/studies", None, "Class subset"),
     "hbfp": (
-        "/hbfp?round_ratio=25&optimise_epochs=1&retrain_epochs=1&max_rounds=2&layer=conv2",
+        "/hbfp?round_ratio=25&optimise_epochs=1&retrain_epochs=1&max_rounds=1&layer=conv2",
         "Run the rounds (hbfp)",
         "Every round is done",
     ),
     "masks": (
-        "/masks?granularity=kernel&mask_ratio=60&n_masks=20&finetune_epochs=2",
-        "Score 20 masks and retrain two",
+        "/masks?granularity=kernel&mask_ratio=60&n_masks=10&finetune_epochs=1",
+        "Score 10 masks and retrain two",
         "Every run is done",
     ),
     "attribution": ("/attribution?layer=conv1&ratio=50", None, "Similarity is the cosine"),
@@ -70,6 +70,7 @@ def serve(home: str) -> tuple[subprocess.Popen, str]:
 
 
 def settle(page: Page, done_text: str) -> None:
+    page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]', timeout=600_000)  # whole page
     page.wait_for_selector(f"text={done_text}", timeout=600_000)
     page.wait_for_function(DONE, timeout=600_000)
     page.wait_for_timeout(1500)  # plotly's transitions

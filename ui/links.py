@@ -28,6 +28,8 @@ def link_for(widget: Callable, args: tuple, kwargs: dict) -> Link:
     kind = widget.__name__
     if kind in ("slider", "number_input"):
         return _numbers(kwargs["min_value"], kwargs["max_value"], kwargs.get("step") or 1)
+    if kind in ("text_input", "text_area"):  # any text; an empty one is left out of the URL
+        return Link(lambda value: [value] if value else [], lambda raw: raw[-1], lambda value: isinstance(value, str))
     if kind in ("toggle", "checkbox"):
         return Link(lambda value: [TRUE if value else FALSE], _switch, lambda value: isinstance(value, bool))
     options = list(args[0] if args else kwargs["options"])

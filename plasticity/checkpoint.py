@@ -43,9 +43,7 @@ class Checkpoint:
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the checkpoint atomically (`write_atomically`)."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -57,8 +55,15 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     }
     buffer = io.BytesIO()  # not a file name: torch names the archive after it, and the bytes must not vary
     torch.save(payload, buffer)
+    write_atomically(path, buffer.getvalue())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 

@@ -3,7 +3,8 @@
 A study is written once and used by the CLI, the dashboard's jobs and pages alike: `plan()` gives the
 runs in order (each a `PruneConfig` with the study's tags, e.g. its modality), `run()` computes the
 missing ones (finished runs come from the store, so a stopped study resumes), `table()` reads every
-planned run from the store with its status, and `summarise()` aggregates over seeds. Seeds are
+planned run from the store with its status, and `summarise()` aggregates over seeds. Where the runs are
+computed is the executor's choice (`plasticity.executors`: in this process, or on Ray). Seeds are
 aggregated in one place (`aggregate`) and "the largest share within a tolerance" is one rule
 (`largest_within`).
 """
@@ -18,10 +19,9 @@ from typing import ClassVar
 import pandas as pd
 import torch
 
-from plasticity.runs.base import Base, get_base
-from plasticity.runs.prune import PruneConfig, run_prune
+from plasticity.executors import Executor, InProcess, OnStatus, stored_or_run  # noqa: F401 (its old home)
+from plasticity.runs.prune import PruneConfig
 from plasticity.store import RunStore
-from plasticity.train import Callback
 
 STAGES = ("acc_pruned", "acc_final")  # right after pruning, after fine-tuning
 
@@ -58,20 +58,32 @@ class Study:
         store: RunStore,
         device: torch.device | str = "cpu",
         *,
+        executor: Executor | None = None,
         on_result: Callable[[int, int, dict], None] | None = None,
+        on_status: OnStatus | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: bool = False,
     ) -> list[dict]:
-        """Every planned run, in order; finished ones come from the store."""
-        plan, rows, bases = self.plan(), [], {}
-        for i, planned in enumerate(plan):
-            if should_stop():
-                break
-            row = self.row(planned, stored_or_run(planned.config, store, device, bases, progress))
-            rows.append(row)
+        """Every planned run, in plan order: finished ones come from the store, the others are computed by
+        `executor` (in this process by default; `executors.RayExecutor` on Ray). `on_result(done, total, row)`
+        hears of each run as it arrives, `on_status` of the sweep's counts."""
+        plan, results = self.plan(), {}
+
+        def arrived(index: int, result: dict) -> None:
+            results[index] = result
             if on_result:
-                on_result(i + 1, len(plan), row)
-        return rows
+                on_result(len(results), len(plan), self.row(plan[index], result))
+
+        (executor or InProcess()).run(
+            [planned.config for planned in plan],
+            store,
+            device,
+            on_result=arrived,
+            on_status=on_status,
+            should_stop=should_stop,
+            progress=progress,
+        )
+        return [self.row(plan[index], results[index]) for index in sorted(results)]
 
     def keys(self) -> tuple[str, ...]:
         return tuple(planned.config.key for planned in self.plan())
@@ -102,26 +114,6 @@ class Study:
     def summarise(self, rows: list[dict]) -> list[dict]:
         """Mean and standard deviation over seeds of each cell."""
         return aggregate(rows, self.cells, self.metrics)
-
-
-def stored_or_run(
-    config: PruneConfig,
-    store: RunStore,
-    device,
-    bases: dict[str, Base],
-    progress: bool = False,
-    *,
-    on_progress: Callable[[dict], None] | None = None,
-    callbacks: Iterable[Callback] = (),
-) -> dict:
-    """The stored result of `config`, or the run made now; `bases` keeps the last base loaded for the next.
-    `on_progress` and `callbacks` are `run_prune`'s (a job's reports, its stop checks)."""
-    if done := store.done(config.key):
-        return done.result
-    if config.base.key not in bases:
-        bases.clear()
-        bases[config.base.key] = get_base(config.base, store, device, progress=progress, callbacks=callbacks)
-    return run_prune(config, store, device, base=bases[config.base.key], on_progress=on_progress, callbacks=callbacks)
 
 
 STATS: dict[str, Callable[[list[float]], float]] = {

@@ -200,6 +200,17 @@ class RayExecutor:
             ray.init(address=self.address or "local", log_to_driver=False, logging_level=logging.WARNING)
         return ray
 
+    def check_fits(self, ray) -> None:
+        """A run that no node can hold would wait for ever: say so at once."""
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        if not any(r.get("CPU", 0) >= self.cpus_per_run and r.get("GPU", 0) >= self.gpus_per_run for r in nodes):
+            largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+            raise InvalidConfigError(
+                f"no node of the Ray cluster has {self.cpus_per_run:g} CPUs and {self.gpus_per_run:g} GPUs for a run "
+                f"(the largest has {largest.get('CPU', 0):g} and {largest.get('GPU', 0):g}); "
+                "lower --cpus-per-run or --gpus-per-run"
+            )
+
     def run(
         self,
         configs: Sequence[RunConfig],
@@ -212,7 +223,9 @@ class RayExecutor:
         progress: bool = False,
     ) -> None:
         """`device` is the driver's; every task uses `self.device`."""
-        sweep = _Sweep(self.connect(), self, store, on_result, on_status or (lambda status: None), len(configs))
+        ray = self.connect()
+        self.check_fits(ray)
+        sweep = _Sweep(ray, self, store, on_result, on_status or (lambda status: None), len(configs))
         try:
             sweep.submit(configs)
             sweep.follow(should_stop)
@@ -326,21 +339,26 @@ class _Sweep:
         self.pending.clear()
 
     def report(self) -> None:
-        runs = sum(1 for pending in self.pending.values() if pending.indices)
-        self.on_status(SweepStatus(self.total, self.done, min(runs, self.busy_slots()), self.failed_runs))
+        """The counts so far; "running" is the tasks (bases included) the cluster is computing now."""
+        running = min(len(self.pending), self.busy_slots()) if self.pending else 0
+        self.on_status(SweepStatus(self.total, self.done, running, self.failed_runs))
 
     def busy_slots(self) -> int:
         """How many tasks of this sweep's size the cluster's used CPUs (GPUs, for GPU runs) could hold."""
-        resource, share = ("GPU", self.executor.gpus_per_run) if self.executor.gpus_per_run else ("CPU", 1.0)
-        share = share if resource == "GPU" else self.executor.cpus_per_run
+        if self.executor.gpus_per_run:
+            resource, share = "GPU", self.executor.gpus_per_run
+        else:
+            resource, share = "CPU", self.executor.cpus_per_run
         used = self.ray.cluster_resources().get(resource, 0.0) - self.ray.available_resources().get(resource, 0.0)
         return round(used / share)
 
     def raise_failures(self) -> None:
         if self.failures:
-            listed = "; ".join(self.failures[:3]) + (f"; and {len(self.failures) - 3} more" if len(self.failures) > 3 else "")
+            more = len(self.failures) - 3
+            listed = "; ".join(self.failures[:3]) + (f"; and {more} more" if more > 0 else "")
             raise SweepError(
-                f"{self.failed_runs} of {self.total} runs failed and are stored as failed (the others are done): {listed}"
+                f"{self.failed_runs} of {self.total} runs failed, kept in the store as failed (the others are done): "
+                f"{listed}"
             )
 
 
@@ -392,8 +410,8 @@ def make_executor(
 ) -> Executor:
     """The executor called `name` (one of `EXECUTORS`), with Ray's settings for "ray"."""
     if name == "inprocess":
-        if address is not None or gpus_per_run:
-            raise InvalidConfigError("--ray-address and --gpus-per-run need --executor ray")
+        if address is not None or cpus_per_run != 1.0 or gpus_per_run:
+            raise InvalidConfigError("--ray-address, --cpus-per-run and --gpus-per-run are for --executor ray")
         return InProcess()
     if name == "ray":
         return RayExecutor(address, cpus_per_run, gpus_per_run)

@@ -233,6 +233,32 @@ def _layer_ratio(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the sweep's missing runs are computed (`plasticity.executors`; docs/cluster.md)."""
+    parser.add_argument(
+        "--executor",
+        choices=("inprocess", "ray"),
+        default="inprocess",
+        help="inprocess: one run after another in this process; ray: as Ray tasks, in parallel "
+        "(pip install 'plasticity[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --executor ray: auto (the cluster `ray start` set up on this node) or ray://HOST:10001 "
+        "(default: start Ray on this machine's cores)",
+    )
+    parser.add_argument(
+        "--cpus-per-run", type=number, default=1.0, help="with --executor ray: CPUs per run (fractions share one)"
+    )
+    parser.add_argument(
+        "--gpus-per-run",
+        type=number,
+        default=0.0,
+        help="with --executor ray: GPUs per run, which then runs on cuda (fractions share one)",
+    )
+
+
 def _add_train(parser: argparse.ArgumentParser) -> None:
     _base_arguments(parser)
     parser.add_argument("--seed", type=integer, default=0, help="seed of the initialisation and of the batches")
@@ -277,6 +303,7 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one base for every seed, trained with this seed (default: none)",
     )
+    _executor_arguments(parser)
 
 
 def _add_masks(parser: argparse.ArgumentParser) -> None:
@@ -353,6 +380,7 @@ def _add_pretraining(parser: argparse.ArgumentParser) -> None:
         help="accuracy a pruned model may lose and still count, 0.01 is 1 point",
     )
     _common(parser)
+    _executor_arguments(parser)
 
 
 def _add_runs(parser: argparse.ArgumentParser) -> None:

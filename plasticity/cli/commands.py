@@ -10,17 +10,21 @@ import argparse
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from plasticity.cli.arguments import SCENE_BATCH_SIZE, SCENE_TASKS
 from plasticity.data import parse_classes
 from plasticity.errors import InvalidConfigError, PlasticityError
+from plasticity.executors import Executor, SweepStatus, make_executor
 from plasticity.runs.base import TrainConfig, base_from_file, get_base, train_base
 from plasticity.runs.hbfp import STEPS, HbfpConfig, run_hbfp
 from plasticity.runs.masks import MaskConfig, run_masks
 from plasticity.runs.prune import PruneConfig, run_prune
 from plasticity.store import RunStore
 from plasticity.studies.compare import Comparison
+from plasticity.studies.core import Study
 from plasticity.studies.pretraining import IMAGENET, PretrainingStudy, Task
 from plasticity.tasks.runs import ScenePruneConfig, SceneTrainConfig, get_scene_base, run_scene_prune
 from plasticity.train import resolve_device
@@ -72,6 +76,71 @@ def _summary(result: dict) -> str:
         f"[{curve}]  MACs {result['macs_base']:,} -> {result['macs_pruned']:,}  "
         f"params {result['params_base']:,} -> {result['params_pruned']:,}"
     )
+
+
+class SweepBar:
+    """One line on stderr over a whole sweep (runs done of all, running now, failed, seconds so far), with
+    each run's line printed above it as it arrives."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.began = time.perf_counter()
+        self.status: SweepStatus | None = None
+        self.drawn = 0  # the length of the bar on screen, to blank it out
+
+    def update(self, status: SweepStatus) -> None:
+        """Redraw: on a terminal at every call (the seconds tick), elsewhere (a log) when a count changes."""
+        if status != self.status or self.stream.isatty():
+            self.status = status
+            self._draw()
+
+    def print(self, line: str) -> None:
+        self.stream.write("\r" + line.ljust(self.drawn) + "\n")
+        self._draw()
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = 0
+
+    def _draw(self) -> None:
+        if self.status is None:
+            return
+        done, total = self.status.done, self.status.total
+        text = (
+            f"sweep [{'#' * (20 * done // max(1, total)):<20}] {done}/{total} done, {self.status.running} running, "
+            f"{self.status.failed} failed, {time.perf_counter() - self.began:.0f} s"
+        )
+        self.stream.write("\r" + text.ljust(self.drawn))
+        self.stream.flush()
+        self.drawn = len(text)
+
+
+def _executor(args: argparse.Namespace) -> Executor:
+    if args.executor == "ray" and args.device is not None:
+        raise InvalidConfigError(
+            "--device is for --executor inprocess; on Ray a run uses cuda when --gpus-per-run is above 0, else the CPU"
+        )
+    return make_executor(
+        args.executor, address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run
+    )
+
+
+def _sweep(study: Study, args: argparse.Namespace, store: RunStore, device, line: Callable[[dict], str]) -> list[dict]:
+    """Run a study with the executor of `args`, under one progress bar with a line per run."""
+    executor, bar = _executor(args), SweepBar()
+    try:
+        return study.run(
+            store,
+            device,
+            executor=executor,
+            progress=True,
+            on_result=lambda done, total, row: bar.print(f"[{done}/{total}] {line(row)}"),
+            on_status=bar.update,
+        )
+    finally:
+        bar.close()
 
 
 def cmd_train(args: argparse.Namespace, store: RunStore, device) -> None:
@@ -184,9 +253,7 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         args.base_seed,
     )
     study.plan()  # a bad criterion fails here, before any training
-    results = study.run(
-        store, device, progress=True, on_result=lambda done, total, r: _progress(f"[{done}/{total}] {_summary(r)}")
-    )
+    results = _sweep(study, args, store, device, lambda row: _summary(row))
     table = [
         f"{row['criterion']:>15} ratio {row['ratio']:.2f} ({row['seeds']} seeds): "
         f"pruned {row['acc_pruned_mean']:.3f} ± {row['acc_pruned_std']:.3f}  "
@@ -272,10 +339,7 @@ def cmd_pretraining(args: argparse.Namespace, store: RunStore, device) -> None:
         args.lr,
     )
 
-    def report(done: int, total: int, row: dict) -> None:
-        _progress(f"[{done}/{total}] {row['modality']:>10}: {_summary(row)}")
-
-    results = study.run(store, device, on_result=report, progress=True)
+    results = _sweep(study, args, store, device, lambda row: f"{row['modality']:>10}: {_summary(row)}")
     summary = study.summarise(results)
     share = study.prunable_share(summary, args.tolerance)
     lines = [

@@ -29,7 +29,7 @@ from plasticity.store import RunStore
 from plasticity.train import Callback, FilterNormHistory
 
 EXECUTORS = ("inprocess", "ray")
-RAY_MISSING = "--executor ray needs Ray, an optional extra: pip install 'plasticity[ray]'"
+RAY_MISSING = "the Ray executor (--executor ray) needs Ray, an optional extra: pip install 'plasticity[ray]'"
 
 
 class SweepError(PlasticityError):
@@ -196,8 +196,16 @@ class RayExecutor:
     def connect(self):
         """Ray, started or joined at `address` unless this process already did."""
         ray = import_ray()
-        if not ray.is_initialized():
+        if ray.is_initialized():
+            return ray
+        try:
             ray.init(address=self.address or "local", log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:  # Ray's own, for a bad address
+            first_line = next(iter(str(exc).strip().splitlines()), exc.__class__.__name__)
+            raise PlasticityError(
+                f"cannot reach Ray at {self.address!r} ({first_line}); start a cluster with `ray start --head`, "
+                "or give --ray-address auto on one of its nodes, or ray://HEAD:10001"
+            ) from None
         return ray
 
     def check_fits(self, ray) -> None:

@@ -29,10 +29,11 @@ from typing import Protocol
 import torch
 
 from plasticity.errors import PlasticityError
+from plasticity.executors import stored_or_run
 from plasticity.runs import Base, RunConfig, Started, TrainConfig, get_base
 from plasticity.scheduler import SCHEDULER
 from plasticity.store import RunStore
-from plasticity.studies.core import Study, stored_or_run
+from plasticity.studies.core import Study
 from plasticity.train import Callback, Trainer
 
 _STARTED: weakref.WeakSet = weakref.WeakSet()

@@ -19,7 +19,7 @@ from typing import ClassVar
 import pandas as pd
 import torch
 
-from plasticity.executors import Executor, InProcess, OnStatus, stored_or_run  # noqa: F401 (its old home)
+from plasticity.executors import Executor, InProcess, OnStatus
 from plasticity.runs.prune import PruneConfig
 from plasticity.store import RunStore
 

@@ -27,5 +27,6 @@ else:
             st.Page("pages/hbfp.py", title="History-based pruning", icon=":material/join_inner:"),
             st.Page("pages/masks.py", title="Random masks", icon=":material/grid_view:"),
             st.Page("pages/attribution.py", title="What filters look at", icon=":material/visibility:"),
+            st.Page("pages/scenes.py", title="Detection & segmentation", icon=":material/center_focus_strong:"),
         ]
     ).run()

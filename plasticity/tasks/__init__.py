@@ -6,6 +6,7 @@
 - `networks`: the detector (Faster R-CNN) and the segmenter (SegNet), each with the part that is pruned.
 - `training`: training, scoring and frames per second of either.
 - `runs`: their runs in the run store (`SceneTrainConfig`, `ScenePruneConfig`, `run_scene_prune`).
+- `views`: what the dashboard's Detection & segmentation page shows, and its background work.
 """
 
 from plasticity.lazy import lazy_attributes

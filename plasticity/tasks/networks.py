@@ -7,8 +7,8 @@
   they are.
 - `fasterrcnn-mobilenet-v3`: torchvision's `fasterrcnn_mobilenet_v3_large_320_fpn` (weights=None),
   the paper's family at full size; its MobileNet body's filters are pruned, the FPN keeps its outputs.
-- `segnet`: SegNet (Badrinarayanan et al.) at three stages: the decoder upsamples with the encoder's
-  max-pooling indices. Everything but the classifier conv is pruned.
+- `segnet`: SegNet (Badrinarayanan et al.) at three stages of 16, 32 and 64 filters: the decoder
+  upsamples with the encoder's max-pooling indices. Everything but the classifier conv is pruned.
 
 A `Network` says what is pruned (`prunable`) and which of its convs keep their outputs (`kept`).
 """
@@ -121,7 +121,7 @@ class SegNet(nn.Module):
     """Encoder: three stages of conv-BN-ReLU and 2x2 max pooling that keeps its indices; decoder: the
     mirror, each stage unpooling with its encoder stage's indices, then a 1x1 classifier conv."""
 
-    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (32, 64, 128)):
+    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
         ins = (in_channels, *widths[:-1])
         self.encoder = nn.ModuleList(nn.Sequential(conv_bn_relu(a, b), conv_bn_relu(b, b)) for a, b in zip(ins, widths))

@@ -179,11 +179,7 @@ def prune_network(base: SceneBase, criterion_name: str, ratio: float, seed: int)
     network = NETWORKS.get(base.config.network)
     model = copy.deepcopy(base.model).eval()
     part = network.prunable(model)
-    device = next(model.parameters()).device
-    example = torch.zeros(
-        1, 3 if base.config.task == DETECTION else base.scenes.channels, *(2 * [base.scenes.image_size])
-    )
-    example = example.to(device)
+    example = _example(base, model)
     macs_base = int(tp.utils.count_ops_and_params(part, example)[0])
     graph = dependency_graph(part, example)
     criterion = create_criterion(criterion_name, seed)
@@ -199,6 +195,13 @@ def prune_network(base: SceneBase, criterion_name: str, ratio: float, seed: int)
         pruning_group(graph, group, doomed).prune()
     macs_pruned = int(tp.utils.count_ops_and_params(part, example)[0])
     return PrunedNetwork(model, channels, macs_base, macs_pruned)
+
+
+def _example(base: SceneBase, model: nn.Module) -> torch.Tensor:
+    """One input of the pruned part: the detector's backbone reads 3 channels, SegNet the data's own."""
+    channels = 3 if base.config.task == DETECTION else base.scenes.channels
+    size = base.scenes.image_size
+    return torch.zeros(1, channels, size, size, device=next(model.parameters()).device)
 
 
 def run_scene_prune(
@@ -284,3 +287,21 @@ def _scores(scores: dict, task: str) -> dict:
     if task == DETECTION:
         return {"map": scores["map"], "map50": scores["map_50"]}
     return {"miou": scores["miou"]}
+
+
+def load_pruned(config: ScenePruneConfig, store: RunStore, base: SceneBase) -> nn.Module:
+    """The stored, fine-tuned network of a done pruning run: the base's network cut to the run's filter
+    counts (which filters does not matter: every weight is then read from the checkpoint)."""
+    run = store.done(config.key)
+    if run is None or run.checkpoint is None or not run.checkpoint.exists():
+        raise InvalidConfigError(f"no finished run {config.key} with a checkpoint in the store")
+    network = NETWORKS.get(config.base.network)
+    model = copy.deepcopy(base.model).eval()
+    part = network.prunable(model)
+    graph = dependency_graph(part, _example(base, model))
+    for group in prunable_groups(part, graph, network.kept(part)):
+        kept = run.result["channels"][group.root][0]
+        if kept < group.size:
+            pruning_group(graph, group, list(range(kept, group.size))).prune()
+    model.load_state_dict(load_checkpoint(run.checkpoint).state_dict)
+    return model

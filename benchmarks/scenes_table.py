@@ -1,0 +1,43 @@
+"""The detection and segmentation table of docs/results.md, from the `plasticity prune --task ... --json` outputs.
+
+    python benchmarks/scenes_table.py benchmarks/results/scenes-*.json
+
+One row per task, criterion and ratio: the score of the base, right after pruning and after fine-tuning
+(mean ± standard deviation over seeds, with the lowest and highest), and the frames per second of the
+pruned network over the base's, each ratio measured within one run, under the same load.
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def spread(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {std:.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def main(paths: list[str]) -> None:
+    cells = defaultdict(list)
+    for path in paths:
+        result = json.load(open(path))
+        cells[(result["task"], result["dataset"], result["criterion"], result["ratio"])].append(result)
+    print(
+        "| task | data set | criterion | ratio | seeds | base | just pruned | fine-tuned (3 epochs) "
+        "| fps pruned / base |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (task, dataset, criterion, ratio), results in sorted(cells.items()):
+        metric = "map" if task == "detection" else "miou"
+        pruned, final = ([r[f"{metric}_{when}"] for r in results] for when in ("pruned", "final"))
+        speedup = [r["fps_pruned"] / r["fps_base"] for r in results]
+        print(
+            f"| {task} ({'mAP' if metric == 'map' else 'mean IoU'}) | {dataset} | {criterion} | {ratio:.0%} | "
+            f"{len(results)} | {results[0][metric + '_base']:.3f} | {spread(pruned)} | "
+            f"{spread(final)} | {spread(speedup)} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -31,6 +31,7 @@ from plasticity.store import RunStore
 RTOL = 1e-4
 ATOL = 1e-5
 CHECK_BATCH = 8
+EXPORTABLE_KINDS = ("prune", "train", "masks", "hbfp", "hbfp-round")  # image classifiers (not scene-* runs)
 
 
 class ExportError(PlasticityError):
@@ -177,6 +178,8 @@ def export_run(store: RunStore, key: str, fmt: str, out: Path | str) -> dict:
     run = store.get(key)
     if run is None:
         raise InvalidConfigError(f"no run {key!r} in {store.path}; `plasticity runs` lists the keys")
+    if run.kind not in EXPORTABLE_KINDS:
+        raise InvalidConfigError(f"run {key} is a {run.kind} run; export takes {', '.join(EXPORTABLE_KINDS)} runs")
     if not run.done or run.checkpoint is None or not run.checkpoint.exists():
         raise InvalidConfigError(f"run {key} is {run.status} and has no network stored; finish it first")
     checkpoint = load_checkpoint(run.checkpoint)

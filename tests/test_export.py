@@ -88,10 +88,13 @@ print("loaded", *outputs)
 
 
 def test_export_errors_are_one_line(pruned, tmp_path, capsys):
-    home, key, _ = pruned
+    home, key, store = pruned
     common = ["--out", str(tmp_path / "x"), "--home", str(home)]
     assert cli.main(["export", "prune-0000000000000000", "--format", "onnx", *common]) == 2
     assert capsys.readouterr().err.startswith("error: no run 'prune-0000000000000000'")
+    store.start("scene-prune-0000000000000000", "scene-prune", {})
+    assert cli.main(["export", "scene-prune-0000000000000000", "--format", "onnx", *common]) == 2
+    assert "export takes prune, train" in capsys.readouterr().err
     assert cli.main(["export", key, "--format", "tflite", *common]) == 2
     assert "unknown export format 'tflite'" in capsys.readouterr().err
 

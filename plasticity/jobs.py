@@ -21,7 +21,7 @@ import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
@@ -199,12 +199,21 @@ class _Flight:
         self.latest: dict | None = None
         self.result: dict | None = None  # once ended: the finished result, or None when it did not finish
         self.ended = threading.Event()
+        self._pause: Callable[[], None] = lambda: None
 
     def report(self, result: dict) -> None:
         self.latest = result
         for on_progress in list(self.followers.values()):
             if on_progress is not None:
                 on_progress(result)
+        self._pause()
+
+    def long(self, job: Job) -> AbstractContextManager[None]:
+        """`job`'s long turn for this run: each report of the run (pruned, costed, every epoch, latency) is also
+        a point where the turn is given up to work with priority, besides every training step."""
+        check = self.check(job)
+        self._pause = lambda: SCHEDULER.pause(job, check)
+        return SCHEDULER.long(job, check)
 
     def check(self, job: Job) -> Callable[[], None]:
         """A stop check for the job computing the run: it stops when no follower wants the run any more."""
@@ -318,7 +327,7 @@ def runs_work(configs: dict[str, RunConfig], store: RunStore, device: torch.devi
                 if name in began:
                     run, flight = began[name]
                     job.check()
-                    with SCHEDULER.long(job, flight.check(job)):
+                    with flight.long(job):
                         result = run.complete([StopCheck(job, flight)])
                     SCHEDULER.finished_run(job)
                     del began[name]
@@ -338,7 +347,7 @@ def runs_work(configs: dict[str, RunConfig], store: RunStore, device: torch.devi
 
 def _complete(job: Job, config: RunConfig, store: RunStore, base: Base, flight: _Flight) -> dict:
     """A whole run in one long turn (a followed run whose job stopped before it finished)."""
-    with SCHEDULER.long(job, flight.check(job)):
+    with flight.long(job):
         run = config.begin(store, base, flight.report)
         run.settle()
         result = run.complete([StopCheck(job, flight)])
@@ -362,7 +371,7 @@ class LocalExecutor:
             config = planned.config
 
             def compute(flight: _Flight, config=config) -> dict:
-                with SCHEDULER.long(job, flight.check(job)):
+                with flight.long(job):
                     result = stored_or_run(
                         config, store, device, bases, on_progress=flight.report, callbacks=[StopCheck(job, flight)]
                     )
@@ -395,7 +404,7 @@ def train_work(config: TrainConfig, store: RunStore, device: torch.device | str)
             job.report(reported["epoch"] / max(1, config.epochs), f"epoch {reported['epoch']}/{config.epochs}")
 
         def compute(flight: _Flight) -> dict:
-            with SCHEDULER.long(job, flight.check(job)):
+            with flight.long(job):
                 return get_base(config, store, device, callbacks=[_EpochReport(job, flight)]).result
 
         result = _shared(job, config, store, on_epoch, compute)

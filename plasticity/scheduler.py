@@ -39,6 +39,7 @@ class Scheduler:
         self.quantum = quantum
         self._changed = threading.Condition()
         self._holder: Turn | None = None
+        self._holding_long = False  # whether the holder computes long work (only that gives its turn up)
         self._since = 0.0  # when the holder took its turn
         self._interactive = 0  # interactive work waiting for the turn
         self._queue: OrderedDict[str, deque[Turn]] = OrderedDict()  # session -> its waiting long work, in turn order
@@ -54,7 +55,7 @@ class Scheduler:
                 self._changed.wait_for(lambda: self._holder is None)
             finally:
                 self._interactive -= 1
-            self._take(job)
+            self._take(job, long=False)
         try:
             yield
         finally:
@@ -72,8 +73,8 @@ class Scheduler:
     def pause(self, job: Turn, check: Callable[[], None]) -> None:
         """Called by long work between steps: give the turn up if interactive work or another session waits."""
         with self._changed:
-            if self._holder is not job:
-                return  # not computing in a turn (the CLI, a test calling the work directly)
+            if self._holder is not job or not self._holding_long:
+                return  # not computing long work in a turn (interactive work, the CLI, a test calling the work)
             sliced = time.monotonic() - self._since > self.quantum
             if not (self._interactive or (sliced and self._other_sessions_wait(job))):
                 return
@@ -114,7 +115,7 @@ class Scheduler:
                     del self._queue[job.session]
             if job.session in self._queue:
                 self._queue.move_to_end(job.session)  # the other sessions come next
-            self._take(job)
+            self._take(job, long=True)
         job.waiting(None)
 
     def _next(self) -> Turn | None:
@@ -123,8 +124,8 @@ class Scheduler:
     def _other_sessions_wait(self, job: Turn) -> bool:
         return any(session != job.session and queue for session, queue in self._queue.items())
 
-    def _take(self, job: Turn) -> None:
-        self._holder, self._since = job, time.monotonic()
+    def _take(self, job: Turn, long: bool) -> None:
+        self._holder, self._holding_long, self._since = job, long, time.monotonic()
 
     def _account(self, job: Turn) -> None:
         if self._holder is job:

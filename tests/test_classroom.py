@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from plasticity.errors import InvalidConfigError
@@ -17,6 +18,13 @@ from plasticity.studies import Comparison
 from ui.limits import Limits
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def optimiser_imported():
+    """As the app's warm-up does: the first optimiser imports torch._dynamo (seconds on a loaded machine),
+    which would otherwise fall in the first fine-tuning step of a test and hold every other job up."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +70,7 @@ def test_a_comparison_running_in_one_session_does_not_hold_up_another_sessions_p
     student = open_page("pages/prune.py", ratio="35", finetune_epochs="1")
     pruning = student.session_state["prune_job"][1]
     assert pruning.session != comparison.session
-    state = pruning.wait_for(lambda s: {"l1", "random"} <= set(s.results), timeout=30)
+    state = pruning.wait_for(lambda s: {"l1", "random"} <= set(s.results), timeout=60)
     assert {"l1", "random"} <= set(state.results)
     assert comparison.snapshot().running  # arrived while the comparison still runs
     shown = {metric.label: metric.value for metric in student.run().metric}
@@ -95,7 +103,7 @@ def test_a_session_that_leaves_stops_its_long_work_and_leaves_nothing_half_writt
     job = start_job("compare", study_work(study, store, "cpu"), session="gone", alive=connected.is_set)
     wait_until(lambda: SCHEDULER.computing() is job)
     connected.clear()  # the tab is closed
-    assert job.wait(10)
+    assert job.wait(60)
     assert job.snapshot().cancelled
     runs = store.runs()
     assert runs and {run.status for run in runs} <= {"done", "failed"}

@@ -185,9 +185,17 @@ def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout:
         page.wait_for_function(RUNNING, polling=250)
 
     pupils = [open_page(browser, f"{url}/prune?ratio={start}&finetune_epochs=1") for start, _, _ in plan]
+    deadline = time.monotonic() + timeout
+    ready = []  # the students whose first view showed its pruned accuracies in time: only they move the slider
     for page in pupils:
-        page.wait_for_function(PRUNED_SHOWN, polling=250)
-    for page, (start, target, key) in zip(pupils, plan):
+        try:
+            page.wait_for_function(PRUNED_SHOWN, polling=250, timeout=max(1.0, deadline - time.monotonic()) * 1000)
+            ready.append(True)
+        except Exception:
+            ready.append(False)
+    for page, (start, target, key), moves_now in zip(pupils, plan, ready):
+        if not moves_now:
+            continue
         page.evaluate(ARM, [figures[start], figures[target]])
         thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
         thumb.focus()
@@ -195,7 +203,8 @@ def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout:
         time.sleep(stagger)
 
     deadline = time.monotonic() + timeout
-    times, unanswered = [], 0
+    times, unanswered = [], ready.count(False)
+    pupils = [page for page, moves_now in zip(pupils, ready) if moves_now]
     for page in pupils:
         left = max(0.0, deadline - time.monotonic())
         try:
@@ -208,9 +217,11 @@ def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout:
     comparisons_running = all(page.evaluate(RUNNING) for page in teachers)
     wrong = sum(bool(page.evaluate("() => window.__student.wrong.length")) for page in pupils)
     errors = sum(page.evaluate(ERRORS) for page in teachers + pupils)
+    never_shown = ready.count(False)
     return {
         "times_s": times,
-        "unanswered": unanswered,
+        "unanswered": unanswered,  # no figures within the timeout, for the first view or after the key
+        "first_view_not_shown": never_shown,
         "wrong": wrong,
         "errors": errors,
         "comparisons_running_at_end": comparisons_running,

@@ -85,7 +85,7 @@ def test_the_same_run_asked_by_two_sessions_is_computed_once(tmp_path, default_b
     second = start_job("slider", runs_work(runs, store, "cpu", default_base), session="b")
     comparisons = [start_job("compare", study_work(study, store, "cpu"), session=s) for s in ("c", "d")]
     for job in (first, second, *comparisons):
-        assert job.wait(120) and job.snapshot().error is None
+        assert job.wait(300) and job.snapshot().error is None
 
     assert sorted(store.started) == sorted(set(store.started))  # each run started once
     pruned = {key for key in store.started if key.startswith("prune-")}

@@ -14,6 +14,7 @@ from plasticity.jobs import JobState
 from plasticity.runs import Base, PruneConfig
 from ui import jobs, widgets
 from ui.charts import attribution as charts
+from ui.plain import plain
 
 INPUT_LABELS = {"integrated-gradients": "integrated gradients", "saliency": "saliency (|gradient|)"}
 THUMBNAILS_PER_ROW = 10
@@ -92,7 +93,7 @@ for start in range(0, len(picks), THUMBNAILS_PER_ROW):
 try:
     ranked = ranking(base, base.config.key, device, criterion, ratio)
 except PlasticityError as exc:
-    st.error(f"{criterion} cannot rank the filters of this model: {exc}")
+    st.error(f"{criterion} cannot rank the filters of this model: {plain(exc)}")
     st.stop()
 
 st.subheader(f"Every filter of {layer}")
@@ -148,7 +149,7 @@ def show_looks(state: JobState | None) -> None:
     if store.done(run.key):
         models[f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}"] = finetuned(run, run.key, device)
     elif state is not None and state.running:
-        status.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
+        status.progress(state.progress, text=plain(f"{state.label}: {state.message or 'starting'}"))
     else:
         with status.container():
             jobs.show_problem(state)

@@ -7,6 +7,7 @@ from plasticity.jobs import JobState, study_work
 from plasticity.studies import Comparison
 from ui import jobs, limits, widgets
 from ui.charts.compare import comparison_chart
+from ui.plain import plain
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -35,7 +36,7 @@ try:
     study = Comparison(base.config, criteria, ratios, seeds, epochs, base_seed=base.config.seed)
     wanted = study.keys()
 except PlasticityError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 limits.check_study(study, store)
 

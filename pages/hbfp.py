@@ -19,6 +19,7 @@ from plasticity.runs import Base
 from plasticity.runs.hbfp import STEPS, HbfpConfig, stored_rounds
 from ui import jobs, limits, widgets
 from ui.charts import hbfp as charts
+from ui.plain import plain
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -121,7 +122,7 @@ try:
         int(max_rounds),
     )
 except PlasticityError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 configs = {"hbfp": hbfp_config}
 if baselines:
@@ -156,7 +157,7 @@ def show_rounds(state: JobState | None) -> None:
                 st.markdown(
                     f"**{name}** kept round {r['final_round']}: {r['macs_reduction']:.1%} of MACs removed, "
                     f"accuracy {r['acc_base']:.1%} → {r['acc_final']:.1%} ({r['seconds']:.0f} s). "
-                    f"Stopped: {r['stop_reason']}."
+                    f"Stopped: {plain(r['stop_reason'])}."
                 )
         st.dataframe(
             table.drop(columns=["macs"]),

@@ -8,6 +8,7 @@ import streamlit as st
 
 from plasticity.card import BaseCard, default_card
 from ui import sketch, startup
+from ui.plain import plain
 
 INTRO = """
 A convolutional network learns **filters**: small pattern detectors, many per layer.
@@ -32,7 +33,7 @@ def overview(card: BaseCard | None, latency_ms: float | None) -> None:
     if card is None:
         return
     picture.image(sketch.norm_lines_svg(card), width="stretch")
-    st.subheader(f"Base model: {card.label}")
+    st.subheader(f"Base model: {plain(card.label)}")
     accuracy, macs, params, latency = st.columns(4)
     accuracy.metric("Test accuracy", f"{card.acc:.1%}")
     macs.metric("MACs per image", f"{card.macs / 1e6:.2f} M")

@@ -10,6 +10,7 @@ from plasticity.views import recovery_table
 from ui import jobs, widgets
 from ui.charts import masks as charts
 from ui.charts.prune import recovery_chart
+from ui.plain import plain
 
 WHAT_GOES = {
     "feature-map": "Feature maps: whole filters go, and with them the next layer's inputs that read them, "
@@ -84,7 +85,7 @@ try:
     }
     mask_pictures(base, base.config.key, granularity, ratio, 0, 0)  # a ratio that empties a layer fails here
 except PlasticityError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 
 store = widgets.run_store()

@@ -7,6 +7,7 @@ from plasticity.runs import Base
 from plasticity.views import filters_pruned_by, norm_matrix, norm_table
 from ui import widgets
 from ui.charts import norms as charts
+from ui.plain import plain
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -38,7 +39,7 @@ for name in (criterion, "random"):
     try:
         marks[name] = set(pruned_filters(base, base.config.key, device, name, ratio).get(layer, []))
     except PlasticityError as exc:
-        st.error(f"{name} cannot prune this model: {exc}")
+        st.error(f"{name} cannot prune this model: {plain(exc)}")
 
 width = base.history.width[layer]
 summary = [f"**{name}** prunes {len(picked)} of {width} filters" for name, picked in marks.items()]

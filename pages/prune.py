@@ -12,6 +12,7 @@ from plasticity.views import channels_table, cost_table, measured_under_load, re
 from ui import jobs, widgets
 from ui.charts import prune as charts
 from ui.export import download_buttons
+from ui.plain import plain
 
 PINNED = "pinned_runs"  # the session's pinned recovery curves: label -> run key
 
@@ -48,7 +49,7 @@ try:
     if show_mask:
         runs[f"{criterion}, masked"] = PruneConfig(base.config, criterion, ratio, 0, epochs, mode="mask")
 except PlasticityError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 
 store = widgets.run_store()
@@ -105,7 +106,7 @@ clear_col.button("Clear the pinned", key="unpin", **unpin)
 def show_results(state: JobState | None) -> None:
     results = {**(state.results if state else {}), **finished}
     if state is not None and state.running:
-        st.progress(state.progress, text=state.message or "pruning")
+        st.progress(state.progress, text=plain(state.message or "pruning"))
     if jobs.show_problem(state):
         jobs.retry_button("prune_job")
     # Two rows (just pruned, then fine-tuned), one column per run: in one row of seven, the labels were cut.

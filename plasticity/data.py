@@ -28,6 +28,7 @@ from plasticity.errors import DatasetUnavailableError, InvalidConfigError
 from plasticity.registry import Registry
 
 OFFLINE_DATASETS = ("mnist-5k", "digits")
+MAX_CLASSES = 100_000  # more than any data set has (ImageNet-21k: 21,841)
 SPLIT_SEED = 20240101  # the splits are part of a data set's identity: never derived from a run's seed
 
 
@@ -120,19 +121,20 @@ def format_classes(classes: Iterable[int]) -> str:
 def parse_classes(text: str) -> tuple[int, ...]:
     """ "3,5,8" or "0-4" (or both, "0-2,7") -> a sorted tuple of class indices."""
     classes: set[int] = set()
+    shown = repr(text) if len(str(text)) <= 40 else repr(str(text)[:40] + "...")
     for part in filter(None, (p.strip() for p in str(text).split(","))):
         try:
-            if "-" in part:
-                low, high = (int(x) for x in part.split("-", 1))
-                if low > high:
-                    raise ValueError
-                classes.update(range(low, high + 1))
-            else:
-                classes.add(int(part))
+            low, dash, high = part.partition("-")
+            low, high = int(low), int(high) if dash else int(low)
+            if low > high:
+                raise ValueError
         except ValueError:
-            raise InvalidConfigError(f"cannot read the classes {text!r}; write them like 3,5,8 or 0-4") from None
-    if any(c < 0 for c in classes):
-        raise InvalidConfigError(f"classes are indices from 0; got {text!r}")
+            raise InvalidConfigError(f"cannot read the classes {shown}; write them like 3,5,8 or 0-4") from None
+        if low < 0:
+            raise InvalidConfigError(f"classes are indices from 0; got {shown}")
+        if high >= MAX_CLASSES:  # checked before the range is made: 0-99999999 would take gigabytes
+            raise InvalidConfigError(f"class indices go up to {MAX_CLASSES - 1} at most; got {shown}")
+        classes.update(range(low, high + 1))
     return tuple(sorted(classes))
 
 

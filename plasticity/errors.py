@@ -5,6 +5,11 @@ dashboard print its message on one line instead of a traceback, so each message 
 went wrong and what to do next.
 """
 
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
 
 class PlasticityError(Exception):
     """Base class of the errors that are meant to reach the user as a message."""
@@ -35,3 +40,22 @@ class CheckpointError(PlasticityError):
 
 class DivergedError(PlasticityError):
     """Training produced a non-finite loss."""
+
+
+class StoreError(PlasticityError):
+    """The run store's folder or database cannot be used as asked (read-only, full, damaged, not a folder)."""
+
+
+def file_error(exc: OSError, where: Path | str) -> StoreError:
+    """The one line a user sees for a file-system failure under `where` (a home or a checkpoint's folder)."""
+    code = exc.errno
+    if code == errno.ENOSPC or code == errno.EDQUOT:
+        return StoreError(f"no space left on the device that holds {where}: free some space and run again")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreError(
+            f"{where} is read-only here: runs can be listed but not computed; point --home or PLASTICITY_HOME "
+            "at a folder you can write"
+        )
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return StoreError(f"{where} (or a folder above it) is a file, not a folder: use another --home")
+    return StoreError(f"cannot use {where}: {exc.strerror or exc.__class__.__name__}")

@@ -20,12 +20,17 @@ def resolve_device(device: str | None = None) -> torch.device:
     """`device` if given, else CUDA when present, else the CPU."""
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    shown = repr(device) if len(str(device)) <= 40 else repr(str(device)[:40] + "...")
     try:
         resolved = torch.device(device)
-    except RuntimeError:
-        raise InvalidConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    except (RuntimeError, ValueError, TypeError):
+        raise InvalidConfigError(f"unknown device {shown}; use cpu, cuda or cuda:N") from None
+    if resolved.type not in ("cpu", "cuda"):  # meta, mps, xpu...: plasticity trains on neither
+        raise InvalidConfigError(f"device {shown} is not supported; use cpu, cuda or cuda:N")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InvalidConfigError("CUDA was asked for but this machine has no usable GPU; use --device cpu")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise InvalidConfigError(f"no GPU {shown} here: this machine has {torch.cuda.device_count()}; use cuda:0")
     return resolved
 
 

@@ -20,7 +20,7 @@ for argv in [["--help"], ["--version"], *([name, "--help"] for name in {commands
     except SystemExit:
         pass
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "numpy", "streamlit"))
-heavy += sorted(name for name in sys.modules if name.startswith("plasticity.") and not name.startswith("plasticity.cli"))
+heavy += sorted(n for n in sys.modules if n.startswith("plasticity.") and not n.startswith("plasticity.cli"))
 print("loaded:", heavy, file=sys.stderr)
 """
 

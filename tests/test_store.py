@@ -139,18 +139,20 @@ def test_summarise_averages_each_cell_over_seeds():
     assert l1["acc_pruned_std"] == pytest.approx(0.1414213, rel=1e-5) and rand["acc_final_std"] == 0.0
 
 
-def test_many_first_openings_of_a_new_store_at_once(tmp_path):
-    """The app's warm-up and the first session open a fresh store together: nobody sees "locked"."""
+def test_many_first_writes_to_a_new_store_at_once(tmp_path):
+    """The app's warm-up and the first session create a fresh store together: nobody sees "locked"."""
     errors = []
 
-    def open_store(home):
+    def open_store(home, key):
         try:
-            RunStore(home).runs()
+            store = RunStore(home)
+            store.start(key, "train", {})
+            store.fail(key, "a test run")
         except Exception as exc:  # collected, asserted below
             errors.append(repr(exc))
 
-    for round_ in range(40):
-        threads = [threading.Thread(target=open_store, args=(tmp_path / str(round_),)) for _ in range(8)]
+    for round_ in range(20):
+        threads = [threading.Thread(target=open_store, args=(tmp_path / str(round_), f"k{i}")) for i in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:

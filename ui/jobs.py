@@ -20,6 +20,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from plasticity.jobs import Job, JobState, Work, runs_work, start_job
 from plasticity.runs import Base, RunConfig
 from plasticity.store import RunStore
+from ui.plain import plain
 
 REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
 
@@ -138,7 +139,7 @@ def missing_label(missing: int) -> str:
 def show_progress(state: JobState | None, default: str = "starting") -> bool:
     """The progress bar of a running job, then its error or stop; True when there was one."""
     if state is not None and state.running:
-        st.progress(state.progress, text=f"{state.label}: {state.message or default}")
+        st.progress(state.progress, text=plain(f"{state.label}: {state.message or default}"))
     return show_problem(state)
 
 
@@ -147,10 +148,10 @@ def show_problem(state: JobState | None) -> bool:
     if state is None:
         return False
     if state.error:
-        st.error(f"{state.label} failed: {state.error}")
+        st.error(f"{plain(state.label)} failed: {plain(state.error)}")
         return True
     if state.cancelled:
-        st.warning(f"{state.label} was stopped; what finished is kept in the run store.")
+        st.warning(f"{plain(state.label)} was stopped; what finished is kept in the run store.")
         return True
     return False
 
@@ -158,4 +159,4 @@ def show_problem(state: JobState | None) -> bool:
 def show_failures(table: pd.DataFrame) -> None:
     """One warning per distinct failure among a study's runs."""
     for status in table.loc[table["status"].str.startswith("failed"), "status"].unique():
-        st.warning(f"Some runs failed ({status.removeprefix('failed: ')}); running them again retries them.")
+        st.warning(f"Some runs failed ({plain(status.removeprefix('failed: '))}); running them again retries them.")

@@ -16,6 +16,8 @@ from ui import jobs, limits, widgets
 
 OWN_MODEL = "your own network..."
 OWN_FOLDER = "a folder of images..."
+from ui import jobs, widgets
+from ui.plain import plain
 
 
 def new_base_form(device: str) -> None:
@@ -124,10 +126,12 @@ def show_training(state: JobState | None) -> None:
     if state is None:
         return
     if state.running:
-        st.progress(state.progress, text=f"{state.label}: {state.message or 'starting'}")
+        st.progress(state.progress, text=plain(f"{state.label}: {state.message or 'starting'}"))
     elif not jobs.show_problem(state) and "base" in state.results:
         trained = state.results["base"]
-        st.success(f"{state.label}: done, test accuracy {trained['acc']:.1%}. It is now the selected base model.")
+        st.success(
+            f"{plain(state.label)}: done, test accuracy {trained['acc']:.1%}. It is now the selected base model."
+        )
         if st.session_state.get("selected_trained") != trained["key"]:
             st.session_state["selected_trained"] = st.session_state["next_base"] = trained["key"]
             st.rerun()

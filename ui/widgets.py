@@ -24,6 +24,7 @@ from plasticity.store import RunStore, plasticity_home
 from plasticity.views import DEFAULT_BASE, base_label, stored_bases
 from ui import limits, links
 from ui.charts import style
+from ui.plain import plain
 
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
 WRITTEN = "_written_to_url"  # widget key -> the query parameter's values this session last wrote
@@ -112,7 +113,11 @@ def devices() -> list[str]:
 
 def sidebar() -> tuple[TrainConfig, str]:
     """The base model and device pickers in the sidebar of every page."""
-    bases = {config.key: config for config in stored_bases(run_store())}
+    try:
+        bases = {config.key: config for config in stored_bases(run_store())}
+    except PlasticityError as exc:  # a store that cannot be read (damaged, a file for a folder): say what to do
+        st.error(plain(exc))
+        st.stop()
     if "next_base" in st.session_state:  # a base trained on the Home page becomes the selection
         st.session_state.setdefault(KEPT, {})["base"] = st.session_state.pop("next_base")
     notices_slot()
@@ -126,7 +131,7 @@ def sidebar() -> tuple[TrainConfig, str]:
             st.caption(f"CUDA is available: {torch.cuda.get_device_name(0)}")
         else:
             st.caption("CUDA is not available here: everything runs on the CPU.")
-        st.caption(f"Runs are kept in `{plasticity_home()}`")
+        st.caption(f"Runs are kept in {plain(plasticity_home())}")
     return bases.get(key, DEFAULT_BASE), device
 
 
@@ -135,7 +140,7 @@ def base_or_stop(config: TrainConfig, device: str) -> Base:
     try:
         return _load_base(json.dumps(config.to_dict(), sort_keys=True), device, str(plasticity_home()))
     except PlasticityError as exc:
-        st.error(f"The base model {base_label(config)} could not be loaded: {exc}")
+        st.error(f"The base model {plain(base_label(config))} could not be loaded: {plain(exc)}")
         st.stop()
 
 

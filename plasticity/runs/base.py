@@ -20,7 +20,17 @@ from torch import nn
 from plasticity.card import ASSETS
 from plasticity.checkpoint import Checkpoint, load_checkpoint
 from plasticity.data import Dataset, canonical_name, load_dataset
-from plasticity.errors import InvalidConfigError, PlasticityError
+from plasticity.errors import CheckpointError, InvalidConfigError, PlasticityError
+from plasticity.limits import (
+    MAX_BATCH_SIZE,
+    MAX_STEPS,
+    MAX_WIDTH,
+    check_count,
+    check_epochs,
+    check_lr,
+    check_number,
+    check_seed,
+)
 from plasticity.models import (
     ModelSpec,
     canonical_model_name,
@@ -61,10 +71,12 @@ class TrainConfig(RunConfig):
     weights: str = ""  # start from the weights in this file, as `/abs/path@<hash of its content>`
 
     def __post_init__(self):
-        if self.epochs < 0:
-            raise InvalidConfigError(f"epochs must be >= 0; got {self.epochs}")
-        if self.history_every_steps < 0:
-            raise InvalidConfigError(f"history_every_steps must be >= 0; got {self.history_every_steps}")
+        check_epochs(self.epochs)
+        check_seed(self.seed)
+        check_lr(self.lr)
+        check_count("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_number("width", self.width, 0.0, MAX_WIDTH, above_low=True)
+        check_count("history_every_steps", self.history_every_steps, 0, MAX_STEPS)
         object.__setattr__(self, "classes", tuple(sorted({int(c) for c in self.classes})))
         object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one key however a folder is written
         object.__setattr__(self, "model", canonical_model_name(self.model))  # a file's name carries its hash
@@ -137,7 +149,7 @@ def get_base(
     data = dataset_on(config.dataset, str(device), config.classes)
     with _GETTING_BASE:  # a second caller (another session, the app's warm-up) waits, then finds it stored
         run = store.done(config.key)
-        if run and run.checkpoint and run.checkpoint.exists():
+        if run and run.checkpoint:
             return _base_from_checkpoint(config, load_checkpoint(run.checkpoint), data, run.result, device)
         shipped = ASSETS / f"{config.model}-{config.dataset}.pt"
         if shipped.exists():
@@ -155,7 +167,8 @@ def train_base(
     progress: bool = False,
     callbacks: Iterable = (),
 ) -> Base:
-    """Train the base for `config` now (also when the store has it) and store it."""
+    """Train the base for `config` now and store it; a base the store holds already (or that another
+    process finishes while this one waits for it) is read from the store instead."""
     data = dataset_on(config.dataset, str(device), config.classes)
     seed_everything(config.seed)
     model = create_model(config.spec(data)).to(device)
@@ -171,7 +184,8 @@ def train_base(
     trainer = Trainer(
         model, data, lr=config.lr, batch_size=config.batch_size, seed=config.seed, callbacks=[history, *bar, *callbacks]
     )
-    start(config, store)
+    if not start(config, store):
+        return get_base(config, store, device)
     began = time.perf_counter()
     with failing(config, store):
         trainer.fit(config.epochs)
@@ -183,27 +197,50 @@ def train_base(
 
 def _import_base(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, store: RunStore, device) -> Base:
     """Put a shipped checkpoint into the store, so it is listed and found like a trained one."""
-    model = checkpoint.build_model(device)
+    model = verified_model(config, checkpoint, data, device)
     result = {**evaluate(model, data), "train_seconds": 0.0, "shipped": True}
-    start(config, store)
-    save(config, store, result, checkpoint, checkpoint.history)
+    if start(config, store):
+        save(config, store, result, checkpoint, checkpoint.history)
     return Base(config, model, checkpoint.history, data, result)
 
 
 def _base_from_checkpoint(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, result: dict, device) -> Base:
-    model = checkpoint.build_model(device)
+    model = verified_model(config, checkpoint, data, device)
     return Base(config, model, checkpoint.history or FilterNormHistory(model), data, result)
 
 
+def verified_model(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, device) -> nn.Module:
+    """The network `config` describes, holding the checkpoint's weights. A checkpoint whose weights are not
+    that network (another model, width or number of classes; missing or extra weights; other shapes) is
+    refused, so nothing is ever stored under a key that its weights do not have."""
+    expected = config.spec(data)
+    if checkpoint.spec != expected:
+        described, held = _described(expected), _described(checkpoint.spec)
+        raise CheckpointError(f"the checkpoint's config describes {described} but its weights are {held}")
+    return checkpoint.build_model(device)  # a strict load: every weight present, with its shape
+
+
+def _described(spec: ModelSpec) -> str:
+    return (
+        f"a {spec.name} (width {spec.width:g}, {spec.num_classes} classes, "
+        f"{spec.in_channels}-channel {spec.image_size}x{spec.image_size} images)"
+    )
+
+
 def base_from_file(path: Path | str, device: torch.device | str = "cpu") -> Base:
-    """A base from a checkpoint file given by the user (validated; never unpickled)."""
+    """A base from a checkpoint file given by the user: never unpickled, and its config (which keys every
+    run made from it) verified against its weights (`verified_model`)."""
     checkpoint = load_checkpoint(path)
     try:
         config = TrainConfig.from_dict(checkpoint.config)
-    except TypeError:
+    except InvalidConfigError as exc:
+        raise CheckpointError(f"{path} holds a config that is not valid: {exc}") from None
+    except (TypeError, ValueError, AttributeError):
         raise PlasticityError(f"{path} holds a pruned model, not a base; give a base model's checkpoint") from None
+    if checkpoint.structure:
+        raise PlasticityError(f"{path} holds a pruned model, not a base; give a base model's checkpoint")
     data = dataset_on(config.dataset, str(device), config.classes)
-    model = checkpoint.build_model(device)
+    model = verified_model(config, checkpoint, data, device)
     history = checkpoint.history or FilterNormHistory(model)
     return Base(config, model, history, data, evaluate(model, data))
 

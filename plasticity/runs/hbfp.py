@@ -29,6 +29,7 @@ from torch import nn
 from plasticity.checkpoint import Checkpoint, load_checkpoint
 from plasticity.data import Dataset
 from plasticity.errors import InvalidConfigError
+from plasticity.limits import check_count, check_epochs, check_lr, check_number, check_seed
 from plasticity.pruning.criteria import CRITERIA, HBFP, Criterion, create_criterion
 from plasticity.pruning.groups import PrunableGroup, dependency_graph, prunable_groups
 from plasticity.pruning.pairs import DEFAULT_OPTIMISE_EPOCHS, DEFAULT_STRENGTH, DROP_RULES
@@ -64,14 +65,13 @@ class HbfpConfig(RunConfig):
             raise InvalidConfigError(
                 f"the ratio per round must be in (0, 0.5] (one filter of each pair goes); got {self.round_ratio}"
             )
-        if self.optimise_epochs < 0 or self.retrain_epochs < 0:
-            raise InvalidConfigError(
-                f"epochs must be >= 0; got optimise {self.optimise_epochs}, retrain {self.retrain_epochs}"
-            )
-        if self.strength < 0 or self.threshold < 0:
-            raise InvalidConfigError(f"strength and threshold must be >= 0; got {self.strength}, {self.threshold}")
-        if self.max_rounds < 1:
-            raise InvalidConfigError(f"max rounds must be >= 1; got {self.max_rounds}")
+        check_epochs(self.optimise_epochs, "optimise epochs")
+        check_epochs(self.retrain_epochs, "retrain epochs")
+        check_number("strength", self.strength, 0.0, 1e6)
+        check_number("threshold", self.threshold, 0.0, 1.0)
+        check_count("max rounds", self.max_rounds, 1, 1000)
+        check_seed(self.seed)
+        check_lr(self.lr)
         DROP_RULES.get(self.drop)
         create_criterion(self.criterion)  # an unknown name fails here, before any work
 
@@ -352,7 +352,8 @@ def _store_round(
     store: RunStore,
 ) -> None:
     round_config = HbfpRound(config, round_index)
-    start(round_config, store)
+    if not start(round_config, store):
+        return  # stored already (the whole run is claimed, so only by an earlier attempt of this run)
     structure = {layer: list(index) for layer, index in history.original_index.items()}
     checkpoint = Checkpoint(config.base.spec(data), round_config.to_dict(), model.state_dict(), structure, history)
     save(round_config, store, {"key": round_config.key, **row}, checkpoint, history)

@@ -2,9 +2,10 @@
 
 A run's whole configuration is one frozen dataclass (a `RunConfig`); the hash of its dict is the run's
 key in the store, so a run already done is never redone. `run_once` is the lifecycle: a done run is
-returned as stored; otherwise the run is marked running, its body computes it and `save` stores the
-result (with its checkpoint and history) in one transaction, and any failure or interruption marks it
-failed before it propagates.
+returned as stored; otherwise the run is claimed (`RunStore.start`: a run another process computes is
+waited for and its result returned), its body computes it and `save` stores the result (with its
+checkpoint and history) in one transaction, and any failure or interruption marks it failed before it
+propagates.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from plasticity.checkpoint import Checkpoint, save_checkpoint
+from plasticity.errors import StoreError
 from plasticity.store import RunStore
 from plasticity.train import Callback, FilterNormHistory
 
@@ -120,19 +122,28 @@ def failing(config: RunConfig, store: RunStore) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        store.fail(config.key, describe(exc))
+        try:
+            store.fail(config.key, describe(exc))
+        except StoreError:
+            pass  # a full disk or a store gone read-only: the run's claim dies with this process, and the next
+            # write to the store marks it failed; the error that stopped the run is the one to report
         raise
 
 
-def start(config: RunConfig, store: RunStore) -> None:
-    store.start(config.key, config.kind, config.to_dict())
+def start(config: RunConfig, store: RunStore) -> bool:
+    """Claim the run `config` in the store: True to compute it now, False when it is done (see `RunStore.start`)."""
+    return store.start(config.key, config.kind, config.to_dict())
 
 
 def run_once(config: RunConfig, store: RunStore, body: Callable[[], dict]) -> dict:
-    """The stored result of `config`, or `body()` computed now as a run of the store."""
+    """The stored result of `config`, or `body()` computed now as a run of the store.
+
+    The run is computed once across threads and processes: while another computes it, this call waits
+    and returns the other's result. `body` ends by storing its result (`save`)."""
     if done := store.done(config.key):
         return done.result
-    start(config, store)
+    if not start(config, store):
+        return store.get(config.key).result
     with failing(config, store):
         return body()
 

@@ -14,6 +14,7 @@ import torch
 
 from plasticity.checkpoint import Checkpoint
 from plasticity.errors import InvalidConfigError
+from plasticity.limits import check_epochs, check_lr, check_seed
 from plasticity.pruning.groups import check_ratio
 from plasticity.pruning.masks import (
     GRANULARITIES,
@@ -53,8 +54,9 @@ class MaskConfig(RunConfig):
         check_ratio(self.ratio)
         if not 1 <= self.n_masks <= MAX_MASKS:
             raise InvalidConfigError(f"the number of masks must be in [1, {MAX_MASKS}]; got {self.n_masks}")
-        if self.finetune_epochs < 0:
-            raise InvalidConfigError(f"finetune epochs must be >= 0; got {self.finetune_epochs}")
+        check_epochs(self.finetune_epochs, "finetune epochs")
+        check_seed(self.seed)
+        check_lr(self.lr)
         if self.retrain not in PICKS:
             raise InvalidConfigError(f"unknown mask to retrain {self.retrain!r}; use one of {', '.join(PICKS)}")
 
@@ -94,7 +96,19 @@ def run_masks(
     if done := store.done(config.key):
         return done.result
     base = base or get_base(config.base, store, device, progress=progress)
-    return run_once(config, store, lambda: _search_and_retrain(config, base, store, on_progress, progress, callbacks))
+    began = time.perf_counter()
+    # Out of the store: layers that are not the model's, or a ratio that empties a layer, fail before a row is written.
+    search = MaskSearch(
+        base.model,
+        base.data,
+        config.granularity,
+        config.ratio,
+        seed=config.seed,
+        layer_ratios=dict(config.layer_ratios),
+    )
+    return run_once(
+        config, store, lambda: _search_and_retrain(config, base, search, began, store, on_progress, progress, callbacks)
+    )
 
 
 class _Reporter:
@@ -110,11 +124,17 @@ class _Reporter:
             )
 
 
-def _search_and_retrain(config: MaskConfig, base: Base, store: RunStore, on_progress, progress: bool, extra) -> dict:
-    data, began = base.data, time.perf_counter()
-    search = MaskSearch(
-        base.model, data, config.granularity, config.ratio, seed=config.seed, layer_ratios=dict(config.layer_ratios)
-    )
+def _search_and_retrain(
+    config: MaskConfig,
+    base: Base,
+    search: MaskSearch,
+    began: float,
+    store: RunStore,
+    on_progress,
+    progress: bool,
+    extra,
+) -> dict:
+    data = base.data
     result = _first_result(config, base)
     report = _Reporter(result, on_progress)
 

@@ -17,6 +17,7 @@ from torch import nn
 from plasticity.checkpoint import Checkpoint
 from plasticity.data import Dataset
 from plasticity.errors import InvalidConfigError
+from plasticity.limits import check_epochs, check_lr, check_seed
 from plasticity.pruning.cost import interleaved_latency, measure
 from plasticity.pruning.criteria import create_criterion
 from plasticity.pruning.groups import check_ratio
@@ -53,8 +54,9 @@ class PruneConfig(RunConfig):
                 f"the base knows only classes {list(self.base.classes)}; cannot prune for {list(self.classes)}"
             )
         MODES.get(self.mode)
-        if self.finetune_epochs < 0:
-            raise InvalidConfigError(f"finetune epochs must be >= 0; got {self.finetune_epochs}")
+        check_epochs(self.finetune_epochs, "finetune epochs")
+        check_seed(self.seed)
+        check_lr(self.lr)
         create_criterion(self.criterion)  # an unknown name fails here, before any work
 
     def to_dict(self) -> dict:
@@ -127,7 +129,11 @@ def run_prune(
     if done := store.done(config.key):
         return done.result
     base = base or get_base(config.base, store, device, progress=progress)
-    return recover(prune_run(config, store, base, on_progress), store, progress=progress, callbacks=callbacks)
+    prepared = prepare_run(config, base)  # out of the store: a config that does not fit its base fails before a row
+    if not start(config, store):  # another process computed it while this one waited
+        return store.get(config.key).result
+    run = prune_run(config, store, base, on_progress, prepared=prepared)
+    return recover(run, store, progress=progress, callbacks=callbacks)
 
 
 def prune_run(
@@ -140,16 +146,20 @@ def prune_run(
 ) -> PrunedRun:
     """Phase one: prune a copy of the base and report its accuracy.
 
-    The run is marked running in the store; `recover` finishes it (or it is marked failed here).
-    `prepared` is the same config already pruned by `prepare_run`: it is taken over, not pruned again.
+    The model is pruned before the run's row is written, so a config that does not fit its base leaves
+    no row; then the run is claimed in the store (a claim this thread holds already is kept) and
+    `recover` finishes it. Should another process finish it first, it is computed all the same and the
+    other's stored result is kept. `prepared` is the same config already pruned by `prepare_run`: it is
+    taken over, not pruned again.
     """
-    start(config, store)
     if prepared is not None and prepared.config == config and prepared.base is base:
-        run = replace(prepared, on_progress=on_progress, started=time.perf_counter(), store=store)
-        run.report()
-        return run
-    with failing(config, store):
-        return replace(_prune(config, base, on_progress), store=store)
+        run = replace(prepared, started=time.perf_counter())
+    else:
+        run = _prune(config, base, None)  # before the row: layers, classes or a ratio that do not fit fail here
+    start(config, store)
+    run = replace(run, on_progress=on_progress, store=store)
+    run.report()
+    return run
 
 
 def prepare_run(config: PruneConfig, base: Base) -> PrunedRun:

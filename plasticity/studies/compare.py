@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import pandas as pd
 
+from plasticity.limits import check_not_empty
 from plasticity.runs.base import TrainConfig
 from plasticity.runs.prune import PruneConfig
 from plasticity.studies.core import Planned, Study, aggregate, by_stage, done_rows
@@ -44,6 +45,8 @@ class Comparison(Study):
     def __post_init__(self):
         for name in ("criteria", "ratios", "seeds", "classes"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("criteria", "ratios", "seeds"):
+            check_not_empty(name, getattr(self, name))
 
     def plan(self) -> list[Planned]:
         return [

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from plasticity.data import DATASETS, canonical_name, format_classes, list_datasets, parse_classes
 from plasticity.errors import InvalidConfigError
+from plasticity.limits import check_not_empty
 from plasticity.runs.base import TrainConfig
 from plasticity.runs.prune import PruneConfig
 from plasticity.studies.core import Planned, Study, largest_within
@@ -109,6 +110,7 @@ class PretrainingStudy(Study):
     def __post_init__(self):
         for name in ("ratios", "seeds"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+            check_not_empty(name, getattr(self, name))
         self.plan()  # a source that is the target, or a bad criterion, fails here
 
     def plan(self) -> list[Planned]:

@@ -12,6 +12,7 @@ from plasticity.store import RunStore
 from plasticity.studies import ClassSubsetStudy, same_steps_epochs
 from ui import jobs, limits, widgets
 from ui.charts import studies as charts
+from ui.plain import plain
 from ui.studies.common import ACCURACY_COLUMNS, TOLERANCE, known_classes
 
 
@@ -98,7 +99,7 @@ def choose_study(base: Base) -> ClassSubsetStudy | None:
         study = ClassSubsetStudy(base.config, subset, criteria, ratios, seeds, epochs, subset_epochs)
         study.keys()  # a criterion the base cannot use fails here
     except PlasticityError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
     return study
 

@@ -11,6 +11,7 @@ from plasticity.store import RunStore
 from plasticity.studies import IMAGENET, PretrainingStudy, Task
 from ui import jobs, limits, widgets
 from ui.charts import studies as charts
+from ui.plain import plain
 from ui.studies.common import ACCURACY_COLUMNS, TOLERANCE, known_classes
 
 
@@ -70,7 +71,7 @@ def choose_study(base: Base) -> PretrainingStudy | None:
             finetune_epochs=chosen["finetune_epochs"],
         )
     except PlasticityError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
 
 
@@ -161,9 +162,11 @@ def explain(chosen: dict) -> None:
     """What the two networks are, in the words of the settings."""
     model, target_text, source_text = chosen["model"], chosen["target"], chosen["source"]
     epochs, criterion = chosen["epochs"], chosen["criterion"]
-    source_words = "torchvision's ImageNet weights" if source_text == IMAGENET else f"the source task, {source_text}"
+    source_words = (
+        "torchvision's ImageNet weights" if source_text == IMAGENET else f"the source task, {plain(source_text)}"
+    )
     st.markdown(
-        f"Two {model} networks learn the target task, **{target_text}**, for the same {epochs} "
+        f"Two {model} networks learn the target task, **{plain(target_text)}**, for the same {epochs} "
         f"epoch{'s' if epochs != 1 else ''}: one from a random start (**scratch**), one starting from the weights "
         f"of a {model} first trained on {source_words} (**pretrained**; only its classifier starts afresh). Both "
         f"are then pruned with {criterion} at each ratio and fine-tuned alike. Hubens et al. found pre-trained "

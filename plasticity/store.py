@@ -129,9 +129,10 @@ class RunStore:
         return rows[0] if rows else None
 
     def done(self, key: str) -> Run | None:
-        """The run `key` if it is done and its checkpoint file is there (its result is there to reuse), else None."""
+        """The run `key` if it is done (its result is there to reuse; a caller that needs its checkpoint
+        file checks that the file exists), else None."""
         run = self.get(key)
-        return run if run is not None and run.done and _files_present(run) else None
+        return run if run is not None and run.done else None
 
     def runs(self, kind: str | None = None, status: str | None = None) -> list[Run]:
         where, args = "WHERE 1 = 1", []
@@ -449,10 +450,6 @@ def _version(conn: sqlite3.Connection) -> int:
     if version == 0 and conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
         return 1
     return version
-
-
-def _files_present(run: Run) -> bool:
-    return run.checkpoint is None or run.checkpoint.exists()
 
 
 def _claim_alive(row: sqlite3.Row) -> bool:

@@ -431,6 +431,9 @@ def run(args: argparse.Namespace) -> int:
     except PlasticityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the command reads or writes outside the store (data, a checkpoint given)
+        print(f"error: {exc.strerror or exc.__class__.__name__}: {exc.filename or 'a file'}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished runs are kept in the store; run the same command again to resume", file=sys.stderr

@@ -149,7 +149,7 @@ def get_base(
     data = dataset_on(config.dataset, str(device), config.classes)
     with _GETTING_BASE:  # a second caller (another session, the app's warm-up) waits, then finds it stored
         run = store.done(config.key)
-        if run and run.checkpoint:
+        if run and run.checkpoint and run.checkpoint.exists():
             return _base_from_checkpoint(config, load_checkpoint(run.checkpoint), data, run.result, device)
         shipped = ASSETS / f"{config.model}-{config.dataset}.pt"
         if shipped.exists():

@@ -13,11 +13,10 @@ from plasticity.runs import TrainConfig, dataset_on
 from plasticity.store import plasticity_home
 from plasticity.views import base_label
 from ui import jobs, limits, widgets
+from ui.plain import plain
 
 OWN_MODEL = "your own network..."
 OWN_FOLDER = "a folder of images..."
-from ui import jobs, widgets
-from ui.plain import plain
 
 
 def new_base_form(device: str) -> None:

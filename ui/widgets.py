@@ -35,6 +35,7 @@ _UNSET = object()
 MEMO = "_memo"  # name -> (signature, object) of this session's charts
 T = TypeVar("T")
 PRESENTER_FONT_PX = 21  # the page's root font size in presenter mode (Streamlit's own is 16)
+BASE_LABEL_FITS = 30  # characters of a base's name that the sidebar's picker shows whole
 PROMPT_SECONDS = 0.4  # how long a rerun waits for a job's first, quick result before drawing
 
 
@@ -125,6 +126,8 @@ def sidebar() -> tuple[TrainConfig, str]:
         key = kept(
             st.selectbox, "Base model", list(bases), format_func=lambda k: base_label(bases[k]), key="base", default={}
         )
+        if len(label := base_label(bases.get(key, DEFAULT_BASE))) > BASE_LABEL_FITS:
+            st.caption(label)  # the picker cuts a long name short
         device = kept(st.selectbox, "Device", devices(), key="device", default={})
         presenter_toggle()
         if torch.cuda.is_available():

@@ -38,8 +38,10 @@ PRESENTER_FONT = {"size": 22}
 
 
 def concept(name: str) -> str:
-    """The concept a trace's name is about: "l1, masked" and "hbfp: retrained" are l1 and hbfp."""
-    return name.split(",")[0].split(": ")[0].removeprefix("kept by ").removeprefix("pruned by ").strip()
+    """The concept a trace's name is about: "l1, masked", "hbfp: retrained" and "random at 50%" are l1,
+    hbfp and random."""
+    name = name.split(",")[0].split(": ")[0].split(" at ")[0]
+    return name.removeprefix("kept by ").removeprefix("pruned by ").strip()
 
 
 def color_for(name: str, names: list[str] = ()) -> str:

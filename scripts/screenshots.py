@@ -1,6 +1,6 @@
 """Screenshots of every page of the dashboard at 1280x800 and 1920x1080, for docs/dashboard.md.
 
-    python scripts/screenshots.py [--out assets/screenshots] [--presenter]
+    python scripts/screenshots.py [--out assets/screenshots] [--presenter] [--pages prune lesson ...]
 
 Starts `streamlit run app.py` on a free port with a fresh run store, opens each page in headless Chromium
 (/usr/bin/chromium), presses the buttons that start its work where a page waits for one, and saves
@@ -85,16 +85,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
     parser.add_argument("--presenter", action="store_true", help="in presenter mode (large fonts, thick lines)")
+    parser.add_argument("--home", help="the run store to use (default: a fresh one); its stored runs are reused")
+    parser.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES), help="only these pages")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    server, url = serve(tempfile.mkdtemp(prefix="plasticity-shots-"))
+    server, url = serve(args.home or tempfile.mkdtemp(prefix="plasticity-shots-"))
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.goto(url)  # the router runs once, as for a user who starts at Home
             settle(page, "Base model:")
-            for name, (link, button, done_text) in PAGES.items():
+            for name in args.pages:
+                link, button, done_text = PAGES[name]
                 presenter = ("&" if "?" in link else "?") + "presenter=true" if args.presenter else ""
                 page.goto(url + link + presenter)
                 if button:

@@ -1,8 +1,6 @@
 """What filters look at: for one test image, every filter's activation and attribution in a layer, the
 filters a criterion prunes greyed out; and where the base, pruned and fine-tuned networks look."""
 
-from urllib.parse import urlencode
-
 import numpy as np
 import streamlit as st
 
@@ -45,6 +43,11 @@ def looks(_models: dict, _base: Base, models_key: tuple, index: int, method: str
     return looking_at(_models, _base.data, index, method)
 
 
+def pick(index: int) -> None:
+    st.session_state["image"] = index
+    st.session_state[widgets.KEPT]["image"] = index  # kept() restores this value on every page
+
+
 st.title("What filters look at")
 st.caption(
     "Pick a test image and a layer: each filter's activation (what it responds to) beside its attribution "
@@ -77,17 +80,18 @@ with ratio_col:
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
 
-settings = {name: st.query_params.get_all(name) for name in st.query_params}
 for start in range(0, len(picks), THUMBNAILS_PER_ROW):
     for column, shown in zip(st.columns(THUMBNAILS_PER_ROW), picks[start : start + THUMBNAILS_PER_ROW]):
         with column:
-            # The thumbnail is a link to this view with its image: clicking it picks it.
-            st.image(
-                test.images[shown, 0].cpu().numpy(),
-                width=56,
-                link="?" + urlencode({**settings, "image": [shown]}, doseq=True),
-                caption=f"▶ {shown}" if shown == index else str(shown),
-                alt=f"test image {shown}, a {int(test.labels[shown])}",
+            st.image(test.images[shown, 0].cpu().numpy(), width=56)
+            st.button(
+                str(shown),
+                key=f"pick_{shown}",
+                on_click=pick,
+                args=(shown,),
+                type="primary" if shown == index else "secondary",
+                help=f"test image {shown}, a {int(test.labels[shown])}",
+                width="stretch",
             )
 
 try:

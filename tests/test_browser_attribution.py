@@ -12,7 +12,7 @@ def test_what_filters_look_at(page, app_url):
     page.goto(app_url)
     page.get_by_role("link", name="What filters look at").click()
     page.wait_for_selector(".js-plotly-plot .heatmaplayer")
-    page.locator('img[alt="test image 76, a 1"]').click()  # a thumbnail of the grid: a 1
+    page.get_by_role("button", name="76", exact=True).click()  # a thumbnail of the grid: a 1
     page.wait_for_url("**image=76**")
     page.wait_for_function(
         "() => document.body.innerText.includes('fine-tuned 3 epochs')"

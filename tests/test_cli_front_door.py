@@ -3,8 +3,10 @@ shows its default, the defaults are the library's own, and a bad value is one li
 
 import argparse
 import dataclasses
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from plasticity.cli.arguments import ARGUMENTS, _Help, build_parser
 
 FRONT_DOOR = """
 import sys
+from pathlib import Path
 from plasticity import cli
 for argv in [["--help"], ["--version"], *([name, "--help"] for name in {commands}), ["prune", "--seed", "x"]]:
     try:
@@ -101,3 +104,10 @@ def test_a_bad_value_is_one_short_line_and_exit_2(args, message, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith("error: ") and message in err
     assert err.count("\n") == 1 and len(err) < 500
+
+
+def test_every_make_target_runs_a_file_that_exists():
+    root = Path(__file__).parent.parent
+    scripts = re.findall(r"\$\(VENV\)/bin/python (\S+\.py)", (root / "Makefile").read_text())
+    assert "benchmarks/run_all.py" in scripts and "scripts/make_default_asset.py" in scripts
+    assert [script for script in scripts if not (root / script).is_file()] == []

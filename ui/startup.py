@@ -11,6 +11,7 @@ sooner (a shared link to /prune) imports it itself; the warm-up then finds it do
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 0.8  # after the first script run: the browser fetches the page's element scripts meanwhile
+EXIT_WAIT_SECONDS = 60.0  # how long an exiting process waits for the warm-up (it takes seconds)
 LOADED = threading.Event()  # the library and the default base are loaded (or failed to: the pages say why)
 _STARTED = threading.Event()
 _ONCE = threading.Lock()
@@ -56,7 +58,11 @@ def warm_up_soon(delay: float = GRACE_SECONDS) -> None:
         finally:
             LOADED.set()
 
-    threading.Thread(target=_quietly, args=(later,), name="plasticity-warm-up", daemon=True).start()
+    thread = threading.Thread(target=_quietly, args=(later,), name="plasticity-warm-up", daemon=True)
+    thread.start()
+    # A process that exits while this thread is inside torch aborts ("terminate called without an active
+    # exception", exit 134): let it finish first, as plasticity.jobs.stop_jobs does for job workers.
+    atexit.register(thread.join, EXIT_WAIT_SECONDS)
 
 
 def library_loaded() -> bool:

@@ -5,8 +5,9 @@ algorithms pinned here (`pinned`): how a thread team splits a sum changes its ro
 turn that into another model (test accuracy 0.9707 at 4 threads, where the shipped file has 0.9693).
 Pinned, the file is the same whatever the caller's thread settings on a given CPU (tests/test_asset.py
 checks that on one epoch); another CPU family may still round differently. The checkpoint carries the
-filter-norm history, so the app needs no training. Beside it goes the default's card (plasticity/card.py), which the Home page shows before PyTorch has
-loaded; `--card-only` writes just the card, from the checkpoint already in assets/.
+filter-norm history, so the app needs no training. Beside it goes the default's card (plasticity/card.py),
+which the Home page shows before PyTorch has loaded; `--card-only` writes just the card, from the
+checkpoint already in assets/.
 """
 
 import argparse

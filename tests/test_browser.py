@@ -69,4 +69,3 @@ def test_random_vs_criterion(page, app_url):
     text = page.inner_text("main")
     assert "Random pruning vs criteria" in text and "Download the table as CSV" in text
     shoot(page, "compare")
-

@@ -107,7 +107,7 @@ def presenter(fig: go.Figure) -> go.Figure:
     for trace in fig.data:
         if trace.type == "scatter" and trace.line.width:
             trace.line.width = trace.line.width * 1.8
-        if trace.type in ("scatter", "bar") and trace.marker.size:
+        if trace.type == "scatter" and trace.marker.size:
             trace.marker.size = trace.marker.size * 1.5
     for annotation in fig.layout.annotations:
         annotation.font.size = round((annotation.font.size or font) * PRESENTER_FONT["size"] / FONT["size"])

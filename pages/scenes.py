@@ -12,6 +12,7 @@ from plasticity.tasks.scenes import list_scene_datasets
 from plasticity.tasks.views import pictures, recovery_table, scenes_work
 from ui import jobs, widgets
 from ui.charts import scenes as charts
+from ui.plain import plain
 
 SCORE_NAMES = {"map": "mAP", "miou": "mean IoU"}
 PAGE_DATASET = "digits-canvas"  # the fast set: exact boxes and masks, big enough to tell methods apart
@@ -57,7 +58,7 @@ try:
     base_config = SceneTrainConfig(task, DEFAULTS[task][0], folder.strip() or dataset, int(base_epochs))
     runs = {name: ScenePruneConfig(base_config, name, ratio, 0, epochs) for name in (criterion, "random")}
 except PlasticityError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))  # it may quote the folder the user typed
     st.stop()
 metric = METRIC[task]
 score_name = SCORE_NAMES[metric]

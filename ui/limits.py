@@ -16,6 +16,7 @@ import streamlit as st
 from plasticity.errors import InvalidConfigError
 from plasticity.store import RunStore
 from plasticity.studies.core import Study
+from ui.plain import plain
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def current() -> Limits:
     try:
         return Limits.from_environment()
     except InvalidConfigError as exc:
-        st.error(f"The server's limits are set wrongly: {exc}")
+        st.error(f"The server's limits are set wrongly: {plain(exc)}")
         st.stop()
 
 

@@ -25,6 +25,7 @@ else:
             st.Page("pages/prune.py", title="Prune & recover", icon=":material/content_cut:"),
             st.Page("pages/norms.py", title="Filter-norm histories", icon=":material/show_chart:"),
             st.Page("pages/compare.py", title="Random vs criterion", icon=":material/compare_arrows:"),
+            st.Page("pages/sensitivity.py", title="Layer sensitivity", icon=":material/layers:"),
             st.Page("pages/studies.py", title="Class subsets & pre-training", icon=":material/school:"),
             st.Page("pages/hbfp.py", title="History-based pruning", icon=":material/join_inner:"),
             st.Page("pages/masks.py", title="Random masks", icon=":material/grid_view:"),

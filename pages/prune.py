@@ -24,13 +24,24 @@ st.caption(
     "Remove a share of the filters of every conv layer, then fine-tune and watch the accuracy come back. "
     "Random pruning runs beside the chosen criterion on the same base with the same budget."
 )
-ratio_col, criterion_col, epochs_col, mask_col = st.columns([3, 2, 2, 2])
+ratio_col, criterion_col, epochs_col, schedule_col, mask_col = st.columns([3, 2, 2, 2, 2])
 with ratio_col:
     ratio = widgets.ratio_slider()
 with criterion_col:
     criterion = widgets.criterion_select(base)
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
+with schedule_col:
+    shape = widgets.kept(
+        st.selectbox,
+        "Schedule",
+        ["one-shot", "iterative", "agp"],
+        key="schedule",
+        default={"index": 0},
+        help="Reach the ratio in one cut, or in one cut per fine-tuning epoch: in equal steps (iterative) or "
+        "most of it first (AGP, Zhu & Gupta). Same final filters, same fine-tuning budget.",
+    )
+    schedule = shape if shape == "one-shot" else f"{shape}:{epochs}"
 with mask_col:
     show_mask = widgets.kept(
         st.toggle,
@@ -43,8 +54,8 @@ with mask_col:
 
 try:
     runs = {
-        criterion: PruneConfig(base.config, criterion, ratio, 0, epochs),
-        "random": PruneConfig(base.config, "random", ratio, 0, epochs),
+        criterion: PruneConfig(base.config, criterion, ratio, 0, epochs, schedule=schedule),
+        "random": PruneConfig(base.config, "random", ratio, 0, epochs, schedule=schedule),
     }
     if show_mask:
         runs[f"{criterion}, masked"] = PruneConfig(base.config, criterion, ratio, 0, epochs, mode="mask")

@@ -56,6 +56,32 @@ def accuracy(model: nn.Module, data: Dataset, split: Split, batch_size: int = 10
     return correct / max(1, len(split))
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, data: Dataset, n_batches: int, batch_size: int, seed: int = 0) -> None:
+    """Re-estimate every BatchNorm's running mean and variance on `n_batches` training batches, in place.
+
+    Pruning a filter changes what the next layers see, so the statistics the base recorded are stale;
+    this measures how much of the drop right after pruning is that, not lost capacity. Only the BatchNorm
+    buffers change: the pass runs without gradients, as an equal-weight average over the batches.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if n_batches <= 0 or not norms:
+        return
+    was_training, momenta = model.training, [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative average: every batch counts the same
+    model.train()
+    generator = torch.Generator().manual_seed(seed)
+    for i, (images, _) in enumerate(batches(data.train, batch_size, generator)):
+        if i == n_batches:
+            break
+        model(data.normalize(images))
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    model.train(was_training)
+
+
 class Callback:
     """Hooks the loop calls; override the ones you need. Names follow Lightning's."""
 

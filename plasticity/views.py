@@ -68,12 +68,20 @@ def filters_pruned_by(base: Base, criterion: str, ratio: float, seed: int = 0) -
 
 
 def recovery_table(results: dict[str, dict]) -> pd.DataFrame:
-    """Accuracy against fine-tuning epoch per named run; epoch 0 is right after pruning."""
+    """Accuracy against fine-tuning epoch per named run; `cut` marks a point right after pruning (epoch 0,
+    and for a schedule every later cut, where the accuracy drops again at the same epoch)."""
     rows = []
     for name, result in results.items():
-        rows.append({"run": name, "epoch": 0, "accuracy": result["acc_pruned"]})
-        rows += [{"run": name, "epoch": p["epoch"], "accuracy": p["acc"]} for p in result["curve"]]
-    return pd.DataFrame(rows, columns=["run", "epoch", "accuracy"])
+        cuts = result.get("steps") or [{"epoch": 0, "acc_pruned": result["acc_pruned"]}]
+        for i, cut in enumerate(cuts):
+            rows.append({"run": name, "epoch": cut["epoch"], "accuracy": cut["acc_pruned"], "cut": True})
+            until = cuts[i + 1]["epoch"] if i + 1 < len(cuts) else float("inf")
+            rows += [
+                {"run": name, "epoch": p["epoch"], "accuracy": p["acc"], "cut": False}
+                for p in result["curve"]
+                if cut["epoch"] < p["epoch"] <= until
+            ]
+    return pd.DataFrame(rows, columns=["run", "epoch", "accuracy", "cut"])
 
 
 def channels_table(results: dict[str, dict]) -> pd.DataFrame:

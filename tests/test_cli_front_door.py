@@ -66,14 +66,19 @@ def _same(config, args, names, renamed=None):
 
 def test_the_defaults_are_the_library_s():
     from plasticity.runs import HbfpConfig, MaskConfig, PruneConfig, TrainConfig
-    from plasticity.studies import Comparison, PretrainingStudy
+    from plasticity.studies import Comparison, PretrainingStudy, Sensitivity
 
     base_fields = ("model", "dataset", "epochs", "batch_size", "width", "pretrained", "history_every_steps")
     for command in ("train", "prune", "compare", "masks", "hbfp"):
         _same(TrainConfig(), _defaults(command), (*base_fields, "lr"), {"lr": "base_lr"})
     _same(TrainConfig(), _defaults("train"), ("seed",))
-    _same(PruneConfig(), _defaults("prune"), ("criterion", "ratio", "seed", "finetune_epochs", "mode", "lr"))
-    _same(Comparison(), _defaults("compare"), ("criteria", "ratios", "seeds", "finetune_epochs", "mode", "lr"))
+    prune = ("criterion", "ratio", "seed", "finetune_epochs", "mode", "lr", "recalibrate_bn", "schedule")
+    _same(PruneConfig(), _defaults("prune"), prune)
+    sensitivity = Sensitivity()
+    _same(sensitivity, _defaults("sensitivity"), ("ratios", "seeds", "finetune_epochs", "lr", "recalibrate_bn"))
+    assert _defaults("sensitivity").criterion == sensitivity.criteria[0]
+    compare = ("criteria", "ratios", "seeds", "finetune_epochs", "mode", "lr", "schedule", "recalibrate_bn")
+    _same(Comparison(), _defaults("compare"), compare)
     masks = ("granularity", "ratio", "n_masks", "seed", "finetune_epochs", "lr", "retrain")
     _same(MaskConfig(), _defaults("masks"), masks)
     hbfp = [field.name for field in dataclasses.fields(HbfpConfig) if field.name != "base"]

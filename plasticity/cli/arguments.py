@@ -52,6 +52,12 @@ DESCRIPTIONS = {
         "and one started from a source task's weights, same budget, over ratios and seeds.",
         "plasticity pretraining --target mnist-5k:5-9 --source mnist-5k:0-4 --criterion l1 --ratios 0.5,0.9",
     ),
+    "sensitivity": (
+        "Per-layer sensitivity: prune one prunable group at a time (a residual-coupled group as a whole), at "
+        "each ratio, with the criterion and with random pruning; the accuracy right after pruning (and after "
+        "--finetune-epochs, if any), one row per layer and ratio.",
+        "plasticity sensitivity --model lenet5 --dataset mnist-5k --criterion l1 --ratios 0.25,0.5 --json",
+    ),
     "runs": (
         "List what the run store holds: every run's key, kind, status and headline figure.",
         "plasticity runs --json",
@@ -214,6 +220,28 @@ def _fine_tuning_arguments(parser: argparse.ArgumentParser) -> None:
         help="prune for these classes only, like 3,5,8 or 0-4: criteria, fine-tuning and accuracy on their images "
         "(default: every class)",
     )
+    _schedule(parser)
+    _recalibrate_bn(parser)
+
+
+def _schedule(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--schedule",
+        default="one-shot",
+        help="one-shot, iterative:K (K cuts raising the ratio in equal steps) or agp:K (Zhu & Gupta's cubic); "
+        "the fine-tuning epochs are split evenly between the cuts",
+    )
+
+
+def _recalibrate_bn(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--recalibrate-bn",
+        type=integer,
+        default=0,
+        metavar="N",
+        help="re-estimate BatchNorm statistics on N training batches right after pruning, before measuring "
+        "(0: keep the base's)",
+    )
 
 
 def _seeds(parser: argparse.ArgumentParser, what: str) -> None:
@@ -304,6 +332,20 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
         help="one base for every seed, trained with this seed (default: none)",
     )
     _executor_arguments(parser)
+
+
+def _add_sensitivity(parser: argparse.ArgumentParser) -> None:
+    _base_arguments(parser)
+    parser.add_argument("--criterion", default="l1", help=f"pruning criterion ({UNKNOWN_LISTS})")
+    parser.add_argument("--no-random", action="store_true", help="leave out random pruning beside the criterion")
+    parser.add_argument("--ratios", type=_list_of(number, "ratios"), default="0.25,0.5,0.75", help="ratios")
+    parser.add_argument(
+        "--seeds", type=_list_of(integer, "seeds"), default="0", help="seeds of pruning and fine-tuning"
+    )
+    parser.add_argument("--base-seed", type=integer, default=0, help="seed of the base")
+    parser.add_argument("--finetune-epochs", type=integer, default=0, help="fine-tuning epochs after pruning (0: none)")
+    parser.add_argument("--lr", type=number, default=0.01, help="fine-tuning learning rate")
+    _recalibrate_bn(parser)
 
 
 def _add_masks(parser: argparse.ArgumentParser) -> None:
@@ -404,6 +446,7 @@ ARGUMENTS = {
     "train": _add_train,
     "prune": _add_prune,
     "compare": _add_compare,
+    "sensitivity": _add_sensitivity,
     "masks": _add_masks,
     "hbfp": _add_hbfp,
     "pretraining": _add_pretraining,

@@ -26,6 +26,7 @@ from plasticity.store import RunStore
 from plasticity.studies.compare import Comparison
 from plasticity.studies.core import Study
 from plasticity.studies.pretraining import IMAGENET, PretrainingStudy, Task
+from plasticity.studies.sensitivity import STALE, Sensitivity
 from plasticity.tasks.runs import ScenePruneConfig, SceneTrainConfig, get_scene_base, run_scene_prune
 from plasticity.train import resolve_device
 
@@ -169,6 +170,8 @@ def cmd_prune(args: argparse.Namespace, store: RunStore, device) -> None:
         args.lr,
         _layer_ratios(args.layer_ratio),
         parse_classes(args.classes),
+        args.recalibrate_bn,
+        args.schedule,
     )
     base = base or get_base(config.base, store, device, progress=True)
     result = run_prune(config, store, device, base=base, progress=True)
@@ -184,6 +187,8 @@ CLASSIFICATION_ONLY = {
     "width": 1.0,
     "pretrained": False,
     "history_every_steps": 0,
+    "schedule": "one-shot",
+    "recalibrate_bn": 0,
 }
 
 
@@ -251,6 +256,8 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         args.lr,
         parse_classes(args.classes),
         args.base_seed,
+        args.schedule,
+        args.recalibrate_bn,
     )
     study.plan()  # a bad criterion fails here, before any training
     results = _sweep(study, args, store, device, lambda row: _summary(row))
@@ -261,6 +268,36 @@ def cmd_compare(args: argparse.Namespace, store: RunStore, device) -> None:
         for row in study.summarise(results)
     ]
     _emit(args, results, "\n".join([*(_summary(r) for r in results), "", "mean ± std over seeds:", *table]))
+
+
+def _sensitivity_line(row: dict) -> str:
+    stale = f"  (stale BatchNorm {row[STALE]:.3f})" if STALE in row else ""
+    tuned = f" -> fine-tuned {row['acc_final']:.3f}" if row["curve"] else ""
+    return (
+        f"{row['layer']:>22} {row['criterion']:>10} ratio {row['ratio']:.2f} seed {row['seed']}: "
+        f"acc {row['acc_base']:.3f} -> pruned {row['acc_pruned']:.3f}{tuned}{stale}"
+    )
+
+
+def cmd_sensitivity(args: argparse.Namespace, store: RunStore, device) -> None:
+    criteria = [args.criterion] + ([] if args.no_random or args.criterion == "random" else ["random"])
+    study = Sensitivity(
+        _train_config(args, args.base_seed),
+        criteria,
+        args.ratios,
+        args.seeds,
+        args.finetune_epochs,
+        args.lr,
+        args.recalibrate_bn,
+    )
+    study.plan()  # a bad criterion or a ratio that would empty a layer fails here, before any training
+    results = study.run(
+        store,
+        device,
+        progress=True,
+        on_result=lambda done, total, r: _progress(f"[{done}/{total}] {_sensitivity_line(r)}"),
+    )
+    _emit(args, results, "\n".join(_sensitivity_line(r) for r in results))
 
 
 def cmd_masks(args: argparse.Namespace, store: RunStore, device) -> None:
@@ -412,6 +449,7 @@ COMMANDS = {
     "train": cmd_train,
     "prune": cmd_prune,
     "compare": cmd_compare,
+    "sensitivity": cmd_sensitivity,
     "masks": cmd_masks,
     "hbfp": cmd_hbfp,
     "pretraining": cmd_pretraining,

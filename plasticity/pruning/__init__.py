@@ -5,6 +5,7 @@
 - `prune`: `prune_model` (a pruned copy, removed or masked) and `apply_structure` (rebuild a pruned network).
 - `masks`: random masks at coarser and finer granularities, scored without retraining.
 - `pairs`: history-based filter pairs (HBFP) and the rules that drop one filter of each pair.
+- `schedule`: one-shot, iterative and gradual (AGP) schedules: the ratio each cut reaches.
 - `cost`: MACs, parameters and measured latency.
 """
 
@@ -16,6 +17,7 @@ _EXPORTS = {
     "Layer": "plasticity.pruning.groups",
     "PrunableGroup": "plasticity.pruning.groups",
     "PruneResult": "plasticity.pruning.prune",
+    "Schedule": "plasticity.pruning.schedule",
     "apply_structure": "plasticity.pruning.prune",
     "check_ratio": "plasticity.pruning.groups",
     "create_criterion": "plasticity.pruning.criteria",

@@ -4,6 +4,7 @@ from the CLI, the dashboard and Python (`core.Study`).
 - `compare.Comparison`: every criterion at every ratio and seed (does a criterion beat random?).
 - `class_subset.ClassSubsetStudy`: pruned for a few classes against pruned for all (Mittal et al.).
 - `pretraining.PretrainingStudy`: a pre-trained base against one trained from scratch (Hubens et al.).
+- `sensitivity.Sensitivity`: each prunable group pruned alone at each ratio (per-layer sensitivity).
 """
 
 from plasticity.lazy import lazy_attributes
@@ -15,6 +16,7 @@ _EXPORTS = {
     "MODALITIES": "plasticity.studies.pretraining",
     "Planned": "plasticity.studies.core",
     "PretrainingStudy": "plasticity.studies.pretraining",
+    "Sensitivity": "plasticity.studies.sensitivity",
     "Study": "plasticity.studies.core",
     "Task": "plasticity.studies.pretraining",
     "aggregate": "plasticity.studies.core",

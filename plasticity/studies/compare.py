@@ -27,6 +27,8 @@ class Comparison(Study):
     lr: float = 0.01
     classes: tuple[int, ...] = ()
     base_seed: int | None = None
+    schedule: str = "one-shot"
+    recalibrate_bn: int = 0
 
     cells: ClassVar[tuple[str, ...]] = ("criterion", "ratio")
     columns: ClassVar[list[str]] = [
@@ -60,6 +62,8 @@ class Comparison(Study):
                     self.mode,
                     self.lr,
                     classes=self.classes,
+                    recalibrate_bn=self.recalibrate_bn,
+                    schedule=self.schedule,
                 )
             )
             for seed in self.seeds

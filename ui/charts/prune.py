@@ -43,15 +43,21 @@ def recovery_chart(
 
 
 def _curve(run: pd.DataFrame, name: str, names: list[str], line: dict, marker_size: int) -> go.Scatter:
+    cuts = run["cut"] if "cut" in run else [False] * len(run)  # a pruning cut: epoch 0, and a schedule's later cuts
     return go.Scatter(
         x=run["epoch"],
         y=run["accuracy"] * 100,
         name=name,
         mode="lines+markers",
         line={"color": color_for(name, names), **line},
-        marker={"size": marker_size},
+        marker={"size": [marker_size + 4 if cut else marker_size for cut in cuts], "symbol": _cut_symbols(cuts)},
         hovertemplate=f"{name}<br>epoch %{{x}}<br>accuracy %{{y:.1f}}%<extra></extra>",
     )
+
+
+def _cut_symbols(cuts) -> list[str]:
+    """A pruning cut is drawn as a downward triangle, every other point as a dot."""
+    return ["triangle-down" if cut else "circle" for cut in cuts]
 
 
 def channels_chart(table: pd.DataFrame) -> go.Figure:

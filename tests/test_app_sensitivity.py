@@ -1,0 +1,41 @@
+"""The Layer sensitivity page through Streamlit's AppTest, on the shipped default (real runs, no mocks)."""
+
+from test_app import charts, open_page, run_until_done, stop_jobs, values  # noqa: F401 (a fixture)
+
+PAGE = "pages/sensitivity.py"
+
+
+def test_the_page_runs_every_layer_at_every_ratio_for_the_criterion_and_random(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
+    at = open_page(PAGE, sensitivity_ratios=["50"])
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Layer sensitivity"
+    assert at.button(key="run_missing").label == "Run the 4 missing runs"  # 2 layers x (l1, random)
+    assert (at.dataframe[0].value["status"] == "missing").all()
+
+    at.button(key="run_missing").click().run()
+    run_until_done(at, "sensitivity_job", timeout=300)  # one torch thread on a machine that may be busy
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert (table["status"] == "done").all()
+    assert list(table["layer"].unique()) == ["conv1", "conv2"]
+
+    figure = charts(at)["Accuracy right after pruning, one layer pruned at a time"]
+    assert [trace.type for trace in figure.data] == ["heatmap", "heatmap"]
+    l1 = values(figure.data[0].z)  # layers by ratios, in percent
+    expected = table[table["criterion"] == "l1"].pivot(index="layer", columns="ratio", values="acc_pruned") * 100
+    assert l1 == expected.loc[["conv1", "conv2"]].to_numpy().tolist()
+    lines = charts(at)["Accuracy right after pruning per layer (random dashed)"]
+    assert {trace.name for trace in lines.data} == {
+        f"{layer}, {c}" for layer in ("conv1", "conv2") for c in ("l1", "random")
+    }
+
+
+def test_prune_and_recover_draws_a_schedule_s_cuts_on_its_recovery_curve():
+    at = open_page("pages/prune.py", schedule="agp", finetune_epochs="2", ratio="60")
+    run_until_done(at, "prune_job", timeout=300)
+    assert not at.exception and not at.error
+    figure = charts(at)["Recovery while fine-tuning"]
+    for trace in figure.data:
+        assert values(trace.x) == [0, 1, 1, 2]  # cut, fine-tuned, cut again, fine-tuned
+        assert list(trace.marker.symbol) == ["triangle-down", "circle", "triangle-down", "circle"]

@@ -1,0 +1,113 @@
+"""Per-layer sensitivity, BatchNorm recalibration and pruning schedules, on real data and real pruning."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from plasticity.cli import main
+from plasticity.errors import InvalidConfigError
+from plasticity.pruning.schedule import Schedule
+from plasticity.runs import PruneConfig, TrainConfig, get_base, run_prune
+from plasticity.store import RunStore
+from plasticity.studies.sensitivity import STALE, Sensitivity, groups_of
+from plasticity.train import Callback, recalibrate_batchnorm
+from plasticity.views import recovery_table
+
+RESNET = TrainConfig(model="resnet20", dataset="digits", epochs=1)  # a residual network in a few seconds
+
+
+@pytest.fixture(scope="module")
+def resnet(tmp_path_factory):
+    """A ResNet-20 trained one epoch on the 8x8 digits, in its own store, shared by this module's tests."""
+    store = RunStore(tmp_path_factory.mktemp("resnet"))
+    return store, get_base(RESNET, store)
+
+
+def test_each_cell_prunes_one_group_alone_and_the_cli_prints_a_row_per_layer_and_ratio(tmp_path, capsys):
+    code = main(["sensitivity", "--criterion", "l1", "--ratios", "0.25", "--home", str(tmp_path), "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["layer"], r["ratio"], r["criterion"]) for r in rows] == [
+        (layer, ratio, criterion) for criterion in ("l1", "random") for layer in ("conv1", "conv2") for ratio in (0.25,)
+    ]
+    full = {"conv1": 20, "conv2": 50}
+    for row in rows:
+        gone = {row["layer"]: int(row["ratio"] * full[row["layer"]] + 0.5)}  # rounded half up, as everywhere
+        assert row["channels"] == {name: [n - gone.get(name, 0), n] for name, n in full.items()}
+        assert 0 <= row["acc_pruned"] <= row["acc_base"] + 0.05 and row["acc_final"] == row["acc_pruned"]
+
+
+def test_a_residual_group_is_pruned_as_a_whole(resnet):
+    store, base = resnet
+    groups = {group.root: group for group in groups_of("resnet20", "digits", 1.0)}
+    coupled = max(groups.values(), key=lambda group: len(group.layers))
+    assert len(coupled.layers) >= 4  # the stem and every block's second conv of a stage share one add
+    study = Sensitivity(RESNET, ("l1",), (0.5,))
+    (planned,) = [p for p in study.plan() if p.tags["layer"] == coupled.root]
+    result = run_prune(planned.config, store, base=base)
+    for name, (kept, original) in result["channels"].items():
+        assert kept == (original // 2 if name in coupled.layers else original), name
+
+
+def test_recalibration_changes_only_batchnorm_buffers(resnet):
+    store, base = resnet
+    model = copy.deepcopy(base.model)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    recalibrate_batchnorm(model, base.data, 3, 64)
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+    norms = [name for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    buffers = {
+        f"{name}.{buffer}" for name in norms for buffer in ("running_mean", "running_var", "num_batches_tracked")
+    }
+    assert changed and changed <= buffers
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+    config = PruneConfig(RESNET, "l1", 0.25, 0, 0, recalibrate_bn=4)
+    assert PruneConfig(RESNET, "l1", 0.25, 0, 0).to_dict().keys() == config.to_dict().keys() - {"recalibrate_bn"}
+    result = run_prune(config, store, base=base)
+    assert 0 <= result[STALE] <= 1 and result["acc_pruned"] != result[STALE]
+
+
+def test_agp_follows_zhu_and_gupta_and_iterative_rises_evenly():
+    final, steps = 0.9, 4
+    agp = Schedule.parse("agp:4").ratios(final)
+    assert agp == pytest.approx([final + (0 - final) * (1 - k / steps) ** 3 for k in range(1, steps + 1)])
+    assert Schedule.parse("iterative:3").ratios(0.6) == pytest.approx([0.2, 0.4, 0.6])
+    assert Schedule.parse("one-shot").ratios(0.6) == [0.6]
+    for bad in ("agp", "agp:1", "gradual:3", "iterative:x"):
+        with pytest.raises(InvalidConfigError):
+            Schedule.parse(bad)
+    with pytest.raises(InvalidConfigError, match="split evenly"):
+        PruneConfig(finetune_epochs=3, schedule="agp:2")
+    with pytest.raises(InvalidConfigError, match="mode remove"):
+        PruneConfig(finetune_epochs=2, schedule="agp:2", mode="mask")
+    assert PruneConfig(schedule="one-shot").key == PruneConfig().key
+
+
+class CountSteps(Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_after_optimizer_step(self, trainer) -> None:
+        self.steps += 1
+
+
+def test_a_schedule_fine_tunes_as_many_steps_as_one_shot_and_ends_at_its_structure(store, default_base):
+    results, counted = {}, {}
+    for schedule in ("one-shot", "iterative:2"):
+        counted[schedule] = CountSteps()
+        config = PruneConfig(default_base.config, "l1", 0.5, 0, 2, schedule=schedule)
+        results[schedule] = run_prune(config, store, base=default_base, callbacks=[counted[schedule]])
+    assert counted["iterative:2"].steps == counted["one-shot"].steps > 0
+    iterative = results["iterative:2"]
+    assert iterative["channels"] == results["one-shot"]["channels"]
+    assert iterative["macs_pruned"] == results["one-shot"]["macs_pruned"]
+    assert [(s["step"], s["ratio"], s["epoch"]) for s in iterative["steps"]] == [(1, 0.25, 0), (2, 0.5, 1)]
+    assert iterative["steps"][0]["channels"] == {"conv1": [15, 20], "conv2": [37, 50]}
+    assert [p["epoch"] for p in iterative["curve"]] == [1, 2]
+    assert iterative["acc_pruned"] == iterative["steps"][-1]["acc_pruned"]
+    assert "steps" not in results["one-shot"]
+    drawn = recovery_table({"iterative": iterative})  # the curve drops again at the second cut
+    assert list(zip(drawn["epoch"], drawn["cut"])) == [(0, True), (1, False), (1, True), (2, False)]

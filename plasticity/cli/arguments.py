@@ -58,6 +58,12 @@ DESCRIPTIONS = {
         "--finetune-epochs, if any), one row per layer and ratio.",
         "plasticity sensitivity --model lenet5 --dataset mnist-5k --criterion l1 --ratios 0.25,0.5 --json",
     ),
+    "budget": (
+        "One MACs budget spent four ways, each fine-tuned alike: per-layer ratios from a sensitivity analysis "
+        "(the least sensitive groups pruned most), one uniform ratio, Torch-Pruning's global ranking, and "
+        "random filters drawn from the whole network.",
+        "plasticity budget --criterion l1 --targets 0.5,0.3 --seeds 0,1,2 --finetune-epochs 3 --json",
+    ),
     "runs": (
         "List what the run store holds: every run's key, kind, status and headline figure.",
         "plasticity runs --json",
@@ -348,6 +354,25 @@ def _add_sensitivity(parser: argparse.ArgumentParser) -> None:
     _recalibrate_bn(parser)
 
 
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    _base_arguments(parser)
+    parser.add_argument(
+        "--criterion", default="l1", help="l1 or l2: the sensitivity analysis's and the global ranking's"
+    )
+    parser.add_argument(
+        "--targets", type=_list_of(number, "shares"), default="0.5", help="MACs targets, as shares of the base's MACs"
+    )
+    parser.add_argument(
+        "--ratios", type=_list_of(number, "ratios"), default="0.25,0.5,0.75", help="the sensitivity analysis's ratios"
+    )
+    parser.add_argument(
+        "--seeds", type=_list_of(integer, "seeds"), default="0", help="seeds of pruning and fine-tuning"
+    )
+    parser.add_argument("--base-seed", type=integer, default=0, help="seed of the base")
+    parser.add_argument("--finetune-epochs", type=integer, default=3, help="fine-tuning epochs after pruning")
+    parser.add_argument("--lr", type=number, default=0.01, help="fine-tuning learning rate")
+
+
 def _add_masks(parser: argparse.ArgumentParser) -> None:
     _base_arguments(parser)
     parser.add_argument("--granularity", default="kernel", help="feature-map, kernel or intra-kernel")
@@ -447,6 +472,7 @@ ARGUMENTS = {
     "prune": _add_prune,
     "compare": _add_compare,
     "sensitivity": _add_sensitivity,
+    "budget": _add_budget,
     "masks": _add_masks,
     "hbfp": _add_hbfp,
     "pretraining": _add_pretraining,

@@ -23,6 +23,7 @@ from plasticity.runs.hbfp import STEPS, HbfpConfig, run_hbfp
 from plasticity.runs.masks import MaskConfig, run_masks
 from plasticity.runs.prune import PruneConfig, run_prune
 from plasticity.store import RunStore
+from plasticity.studies.budget import BudgetStudy, allocate, sensitivity_curves
 from plasticity.studies.compare import Comparison
 from plasticity.studies.core import Study
 from plasticity.studies.pretraining import IMAGENET, PretrainingStudy, Task
@@ -300,6 +301,34 @@ def cmd_sensitivity(args: argparse.Namespace, store: RunStore, device) -> None:
     _emit(args, results, "\n".join(_sensitivity_line(r) for r in results))
 
 
+def cmd_budget(args: argparse.Namespace, store: RunStore, device) -> None:
+    base = get_base(_train_config(args, args.base_seed), store, device, progress=True)
+    analysis = Sensitivity(base.config, (args.criterion,), args.ratios)
+    analysis.plan()  # a ratio that would empty a group fails here
+    analysis.run(store, device, progress=True)
+    allocations = allocate(base, sensitivity_curves(analysis, store), args.criterion, tuple(args.targets), args.seeds)
+    study = BudgetStudy(base.config, args.criterion, allocations, args.seeds, args.finetune_epochs, args.lr)
+
+    def line(row: dict) -> str:
+        return (
+            f"{row['allocation']:>14} MACs target {row['target']:.0%} seed {row['seed']}: MACs {row['macs_pruned']:,} "
+            f"acc {row['acc_base']:.3f} -> pruned {row['acc_pruned']:.3f} -> fine-tuned {row['acc_final']:.3f}"
+        )
+
+    results = study.run(
+        store, device, progress=True, on_result=lambda done, total, r: _progress(f"[{done}/{total}] {line(r)}")
+    )
+    for row, planned in zip(results, study.plan()):
+        row["layer_ratios"] = dict(planned.config.layer_ratios)
+    summary = [
+        f"{row['allocation']:>14} MACs target {row['target']:.0%} ({row['seeds']} seeds): "
+        f"pruned {row['acc_pruned_mean']:.3f} ± {row['acc_pruned_std']:.3f}  "
+        f"fine-tuned {row['acc_final_mean']:.3f} ± {row['acc_final_std']:.3f}"
+        for row in study.summarise(results)
+    ]
+    _emit(args, results, "\n".join([*(line(r) for r in results), "", "mean ± std over seeds:", *summary]))
+
+
 def cmd_masks(args: argparse.Namespace, store: RunStore, device) -> None:
     config = MaskConfig(
         _train_config(args, _base_seed(args)),
@@ -450,6 +479,7 @@ COMMANDS = {
     "prune": cmd_prune,
     "compare": cmd_compare,
     "sensitivity": cmd_sensitivity,
+    "budget": cmd_budget,
     "masks": cmd_masks,
     "hbfp": cmd_hbfp,
     "pretraining": cmd_pretraining,

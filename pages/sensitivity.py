@@ -3,9 +3,9 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, start_job, study_work
+from plasticity.jobs import JobState, study_work
 from plasticity.studies.sensitivity import STALE, Sensitivity
-from ui import jobs, widgets
+from ui import jobs, limits, widgets
 from ui.charts.sensitivity import sensitivity_heatmaps, sensitivity_lines
 
 config, device = widgets.sidebar()
@@ -29,7 +29,7 @@ with epochs_col:
         st.number_input,
         "Fine-tuning epochs",
         min_value=0,
-        max_value=10,
+        max_value=limits.epochs(10),
         key="sensitivity_finetune_epochs",
         default={"value": 0},
     )
@@ -55,11 +55,12 @@ try:
 except PlasticityError as exc:
     st.error(str(exc))
     st.stop()
+limits.check_study(study, store)
 
 job = jobs.run_and_stop(
     "sensitivity_job",
     wanted,
-    lambda: start_job(f"Sensitivity of {criterion}", study_work(study, store, device)),
+    lambda: jobs.start(f"Sensitivity of {criterion}", study_work(study, store, device)),
     label=jobs.missing_label(study.missing(store)),
     run_key="run_missing",
     stop_key="stop",

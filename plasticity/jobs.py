@@ -29,7 +29,7 @@ from typing import Protocol
 import torch
 
 from plasticity.errors import PlasticityError
-from plasticity.executors import stored_or_run
+from plasticity.executors import RayExecutor, SweepStatus, stored_or_run
 from plasticity.runs import Base, RunConfig, Started, TrainConfig, get_base
 from plasticity.scheduler import SCHEDULER
 from plasticity.store import RunStore
@@ -385,6 +385,32 @@ class LocalExecutor:
 
 
 LOCAL = LocalExecutor()
+
+
+@dataclass(frozen=True)
+class ClusterExecutor:
+    """A study's runs as Ray tasks (`executors.RayExecutor`: on this machine's cores or on a cluster), for a
+    host that sets a Ray address. They take no turn here, so the turns stay with the views' own work."""
+
+    ray: RayExecutor
+
+    def run_study(self, study: Study, store: RunStore, device: torch.device | str, job: Job) -> None:
+        job.runs_left = 0  # none of it waits for a turn in this process
+
+        def on_status(status: SweepStatus) -> None:
+            job.report(
+                status.done / max(1, status.total),
+                f"{status.done} of {status.total} runs done, {status.running} running, {status.failed} failed",
+            )
+
+        study.run(
+            store,
+            device,
+            executor=self.ray,
+            on_result=lambda done, total, row: job.report(**{row["key"]: row}),
+            on_status=on_status,
+            should_stop=lambda: job.stop_requested,
+        )
 
 
 def study_work(study: Study, store: RunStore, device: torch.device | str, executor: Executor = LOCAL) -> Work:

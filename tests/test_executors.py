@@ -188,3 +188,28 @@ def test_a_gpu_run_asks_for_cuda_and_ray_picks_the_gpu(ray_cluster, tmp_path):
     study = Comparison(TINY_BASE, ("random",), (0.5,), (0,), finetune_epochs=1)
     (row,) = study.run(RunStore(tmp_path), executor=RayExecutor(gpus_per_run=0.5))
     assert row["device"].startswith("cuda")
+
+
+def test_a_dashboard_job_sends_a_study_to_ray_and_shows_the_sweep_s_counts(ray_cluster, tmp_path):
+    from plasticity.jobs import ClusterExecutor, start_job, study_work
+
+    store = RunStore(tmp_path / "home")
+    study = Comparison(TINY_BASE, ("random", "l1"), (0.5,), (0,), finetune_epochs=1)
+    job = start_job("compare", study_work(study, store, "cpu", ClusterExecutor(RayExecutor())))
+    assert job.wait(timeout=300)
+    state = job.snapshot()
+    assert state.error is None and state.progress == 1.0
+    assert state.message == "2 of 2 runs done, 0 running, 0 failed"
+    assert set(state.results) == set(study.keys()) and all(store.done(key) for key in study.keys())
+
+
+def test_the_host_s_ray_address_sends_the_pages_long_work_to_ray(monkeypatch):
+    from plasticity.jobs import LOCAL, ClusterExecutor
+    from ui import jobs
+
+    assert jobs.long_work() is LOCAL
+    pytest.importorskip("ray")
+    monkeypatch.setenv("PLASTICITY_RAY_ADDRESS", "ray://head:10001")
+    assert jobs.long_work() == ClusterExecutor(RayExecutor("ray://head:10001"))
+    monkeypatch.setenv("PLASTICITY_RAY_ADDRESS", "local")
+    assert jobs.long_work() == ClusterExecutor(RayExecutor(None))

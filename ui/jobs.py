@@ -9,6 +9,7 @@ sessions' (`plasticity.scheduler`) and stop when the session leaves (the tab is 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 
@@ -17,12 +18,29 @@ import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from plasticity.jobs import Job, JobState, Work, runs_work, start_job
+from plasticity.errors import PlasticityError
+from plasticity.executors import RayExecutor
+from plasticity.jobs import LOCAL, ClusterExecutor, Executor, Job, JobState, Work, runs_work, start_job
 from plasticity.runs import Base, RunConfig
 from plasticity.store import RunStore
 from ui.plain import plain
 
 REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
+RAY_ADDRESS = "PLASTICITY_RAY_ADDRESS"  # the host's: local, auto or ray://HOST:10001
+
+
+def long_work() -> Executor:
+    """Where a page's long work (a study's missing runs) is computed: on Ray when the host set
+    `PLASTICITY_RAY_ADDRESS` (local: Ray on this machine's cores; auto or ray://HOST:10001: a cluster),
+    else in this process. A view's interactive work (the slider's) always stays here."""
+    address = os.environ.get(RAY_ADDRESS, "").strip()
+    if not address:
+        return LOCAL
+    try:
+        return ClusterExecutor(RayExecutor(None if address == "local" else address))
+    except PlasticityError as exc:
+        st.error(f"The server's {RAY_ADDRESS} is set, but: {exc}")
+        st.stop()
 
 
 def start(label: str, work: Work) -> Job:

@@ -39,7 +39,7 @@ def class_subset_tab(base: Base, device: str) -> None:
     job = jobs.run_and_stop(
         "subset_job",
         study.keys(),
-        lambda: jobs.start(label, study_work(study, store, device)),
+        lambda: jobs.start(label, study_work(study, store, device, jobs.long_work())),
         label=jobs.missing_label(study.missing(store)),
     )
     jobs.follow(job, lambda state: show_study(state, study, store))

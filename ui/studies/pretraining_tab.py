@@ -43,7 +43,7 @@ def pretraining_tab(base: Base, device: str) -> None:
     job = jobs.run_and_stop(
         "pretraining_job",
         study.keys(),
-        lambda: jobs.start(label, study_work(study, store, device)),
+        lambda: jobs.start(label, study_work(study, store, device, jobs.long_work())),
         label=jobs.missing_label(missing),
     )
     jobs.follow(job, lambda state: show_study(state, study, store))

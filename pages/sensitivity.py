@@ -19,7 +19,7 @@ st.caption(
 )
 criterion_col, ratios_col, seeds_col, epochs_col, bn_col = st.columns([2, 3, 1, 1, 1])
 with criterion_col:
-    criterion = widgets.criterion_select()
+    criterion = widgets.criterion_select(base)
 with ratios_col:
     ratios = widgets.ratios_select("sensitivity_ratios", [25, 50, 75])
 with seeds_col:

@@ -27,5 +27,6 @@ def test_detection_and_segmentation(page, app_url, tmp_path):
     text = page.inner_text("main")
     assert "mean IoU while fine-tuning" in text and "random: just pruned" in text
     assert "l1: images per second" in text and "What each network finds on the first test tiles" in text
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == 2
+    recovery = page.locator(".js-plotly-plot", has_text="while fine-tuning")
+    assert recovery.locator(".scatterlayer .trace").count() == 2  # random and the criterion
     shoot(page, "scenes")

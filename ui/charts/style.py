@@ -107,8 +107,11 @@ def presenter(fig: go.Figure) -> go.Figure:
     for trace in fig.data:
         if trace.type == "scatter" and trace.line.width:
             trace.line.width = trace.line.width * 1.8
-        if trace.type == "scatter" and trace.marker.size:
-            trace.marker.size = trace.marker.size * 1.5
+        size = trace.marker.size if trace.type == "scatter" else None
+        if isinstance(size, (int, float)) and size:
+            trace.marker.size = size * 1.5
+        elif size is not None and not isinstance(size, (int, float)):  # one size per point (a schedule's cuts)
+            trace.marker.size = [point * 1.5 for point in size]
     for annotation in fig.layout.annotations:
         annotation.font.size = round((annotation.font.size or font) * PRESENTER_FONT["size"] / FONT["size"])
     return fig

@@ -88,6 +88,7 @@ class Job:
         self._alive = alive
         self._next_alive_check = 0.0
         self.runs_left = 1  # runs still to compute, for the waiting line of other jobs
+        self._worker: threading.Thread | None = None  # the thread running it (start_job)
 
     def snapshot(self) -> JobState:
         with self._lock:
@@ -167,7 +168,8 @@ def start_job(
     """Run `work(job)` in a daemon thread and return the job at once (`session`, `alive`: see `Job`)."""
     job = Job(label, session, alive)
     _STARTED.add(job)
-    threading.Thread(target=job.run, args=(work,), name=f"plasticity-job: {label}", daemon=True).start()
+    job._worker = threading.Thread(target=job.run, args=(work,), name=f"plasticity-job: {label}", daemon=True)
+    job._worker.start()
     return job
 
 
@@ -177,8 +179,10 @@ def stop_jobs(timeout: float = 30.0) -> None:
     torch aborts ("terminate called without an active exception")."""
     for job in running_jobs():
         job.cancel()
-    for job in running_jobs():
-        job.wait(timeout)
+    deadline = time.monotonic() + timeout
+    for job in list(_STARTED):
+        if job._worker is not None:  # ended, or out of torch at its next step: the thread itself ends then
+            job._worker.join(max(0.0, deadline - time.monotonic()))
 
 
 def running_jobs() -> list[Job]:
@@ -311,7 +315,7 @@ def runs_work(configs: dict[str, RunConfig], store: RunStore, device: torch.devi
                 continue
             job.report(message=f"starting {name}")
             try:
-                with SCHEDULER.interactive(job), _all_cores():  # the page waits for these first numbers
+                with SCHEDULER.interactive(job, job.check), _all_cores():  # the page waits for these first numbers
                     began[name] = config.begin(store, base, flight.report, prepared=_take_prepared(config.key)), flight
             except BaseException:
                 _land(flight, None)
@@ -319,7 +323,7 @@ def runs_work(configs: dict[str, RunConfig], store: RunStore, device: torch.devi
         job.runs_left = len(began) + len(followed)
         try:
             if began:
-                with SCHEDULER.interactive(job), _all_cores():
+                with SCHEDULER.interactive(job, job.check), _all_cores():
                     for run, _ in began.values():
                         job.check()
                         run.settle()

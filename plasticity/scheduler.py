@@ -47,12 +47,14 @@ class Scheduler:
         self._run_seconds: deque[float] = deque(maxlen=20)  # compute seconds of the last finished runs
 
     @contextmanager
-    def interactive(self, job: Turn) -> Iterator[None]:
-        """Compute now: long work gives the turn up at its next step; other interactive work goes first."""
+    def interactive(self, job: Turn, check: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Compute now: long work gives the turn up at its next step; other interactive work goes first.
+        `check` raises when the job should stop waiting (it was stopped, or its session left)."""
         with self._changed:
             self._interactive += 1
             try:
-                self._changed.wait_for(lambda: self._holder is None)
+                while not self._changed.wait_for(lambda: self._holder is None, WAIT_REFRESH_SECONDS):
+                    check()
             finally:
                 self._interactive -= 1
             self._take(job, long=False)

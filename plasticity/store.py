@@ -168,14 +168,15 @@ class RunStore:
         False when it is done, found so or finished by another process while this one waited.
 
         A run another live process (or thread) computes is waited for; a claim whose owner is gone (its
-        pid no longer runs on this host, or its heartbeat is older than CLAIM_EXPIRES_SECONDS) is taken
-        over, as is a failed run or a done one whose checkpoint file is missing. A done run stays.
+        pid no longer runs on this host, the thread of this process that claimed it has ended, or its
+        heartbeat is older than CLAIM_EXPIRES_SECONDS) is taken over, as is a failed run or a done one
+        whose checkpoint file is missing. A done run stays.
         """
         while True:
             with self._writing() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 row = conn.execute(
-                    "SELECT status, checkpoint, owner_host, owner_pid, claim, heartbeat FROM runs WHERE key = ?",
+                    "SELECT key, status, checkpoint, owner_host, owner_pid, claim, heartbeat FROM runs WHERE key = ?",
                     (key,),
                 ).fetchone()
                 if row is not None and row["claim"] is not None and _HEARTBEATS.is_ours(self.path, key, row["claim"]):
@@ -345,7 +346,7 @@ class RunStore:
             "SELECT key, owner_host, owner_pid, claim, heartbeat FROM runs WHERE status = 'running'"
         ).fetchall()
         for row in rows:
-            if not _claim_alive(row):
+            if not _claim_alive(row, self.path):
                 owner = f"pid {row['owner_pid']} on {row['owner_host']}" if row["claim"] else "an earlier version"
                 conn.execute(
                     "UPDATE runs SET status = 'failed', error = ?, finished = ?, claim = NULL, heartbeat = NULL"
@@ -357,7 +358,7 @@ class RunStore:
         if row["status"] == "failed":
             return True
         if row["status"] == "running":
-            return not _claim_alive(row)
+            return not _claim_alive(row, self.path)
         checkpoint = self._resolved_path(row["checkpoint"])
         return checkpoint is not None and not checkpoint.exists()  # done, but its file is gone: redo it
 
@@ -452,13 +453,18 @@ def _version(conn: sqlite3.Connection) -> int:
     return version
 
 
-def _claim_alive(row: sqlite3.Row) -> bool:
-    """Whether a running row's owner is still at work: its heartbeat is recent and, on this host, its pid runs."""
+def _claim_alive(row: sqlite3.Row, store: Path) -> bool:
+    """Whether a running row's owner is still at work: its heartbeat is recent and, on this host, its pid runs
+    (in this process: the thread that claimed it runs)."""
     if row["claim"] is None or row["heartbeat"] is None:
         return False  # a row from before claims, or a released one
     if time.time() - row["heartbeat"] > CLAIM_EXPIRES_SECONDS:
         return False
-    return row["owner_host"] != HOST or _pid_runs(row["owner_pid"])
+    if row["owner_host"] != HOST:
+        return True
+    if row["owner_pid"] == os.getpid():
+        return _HEARTBEATS.is_held(store, row["key"], row["claim"])
+    return _pid_runs(row["owner_pid"])
 
 
 def _pid_runs(pid: int | None) -> bool:
@@ -484,17 +490,20 @@ def _json(text: str | None):
 
 
 class _Heartbeats:
-    """The claims this process holds, refreshed every HEARTBEAT_SECONDS by one thread while any is held."""
+    """The claims this process holds, refreshed every HEARTBEAT_SECONDS by one thread while any is held.
+
+    A claim belongs to the thread that made it: should that thread end without finishing or failing the
+    run (an error between the two), the claim is abandoned at once, not beaten on until the process ends."""
 
     def __init__(self):
-        self._held: dict[tuple[str, str], tuple[str, int]] = {}  # (store, key) -> (claim, thread id)
+        self._held: dict[tuple[str, str], tuple[str, threading.Thread]] = {}  # (store, key) -> (claim, holder)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def hold(self, store: Path, key: str, claim: str) -> None:
         with self._lock:
-            self._held[(str(store.resolve()), key)] = (claim, threading.get_ident())
+            self._held[(str(store.resolve()), key)] = (claim, threading.current_thread())
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._beat, name="plasticity-store-heartbeat", daemon=True)
                 self._thread.start()
@@ -511,11 +520,20 @@ class _Heartbeats:
     def is_ours(self, store: Path, key: str, claim: str) -> bool:
         """Whether `claim` on `key` is held by this thread."""
         with self._lock:
-            return self._held.get((str(store.resolve()), key)) == (claim, threading.get_ident())
+            return self._held.get((str(store.resolve()), key)) == (claim, threading.current_thread())
+
+    def is_held(self, store: Path, key: str, claim: str) -> bool:
+        """Whether `claim` on `key` is held by a thread of this process that still runs."""
+        with self._lock:
+            held = self._held.get((str(store.resolve()), key))
+        return held is not None and held[0] == claim and held[1].is_alive()
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with self._lock:
+                for place, (_, holder) in list(self._held.items()):
+                    if not holder.is_alive():
+                        del self._held[place]  # its thread ended without a word: the claim is abandoned
                 held = dict(self._held)
             for (store, key), (claim, _) in held.items():
                 try:

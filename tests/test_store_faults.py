@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -79,6 +80,28 @@ def test_a_claim_from_another_host_expires_when_its_heartbeat_stops(tmp_path):
     with sqlite3.connect(store.path) as conn:
         conn.execute("UPDATE runs SET owner_host = 'elsewhere', claim = 'theirs', heartbeat = ?", (time.time() - 3600,))
     assert store.start("k", "train", {}) and store.get("k").owner.endswith(socket.gethostname())
+
+
+def test_a_claim_whose_thread_ended_without_a_word_is_taken_over_at_once(tmp_path):
+    store = RunStore(tmp_path)
+    claimed, taken = threading.Event(), []
+
+    def take_over() -> None:  # alive before the claimer ends, so it is another thread, never the claimer's id reused
+        claimed.wait()
+        taken.append(store.start("k", "train", {}) and store.finish("k", {"by": "the next"}))
+
+    def claim_and_vanish() -> None:  # an error between start and finish that nothing caught
+        assert store.start("k", "train", {})
+
+    taker = threading.Thread(target=take_over, daemon=True)
+    taker.start()
+    claimer = threading.Thread(target=claim_and_vanish)
+    claimer.start()
+    claimer.join()
+    claimed.set()
+    taker.join(10)
+    assert taken == [True]  # not waited for: the claiming thread is gone
+    assert store.get("k").result == {"by": "the next"}
 
 
 def _one_line_error(args: list[str], capsys) -> str:

@@ -200,7 +200,8 @@ def _import_base(config: TrainConfig, checkpoint: Checkpoint, data: Dataset, sto
     model = verified_model(config, checkpoint, data, device)
     result = {**evaluate(model, data), "train_seconds": 0.0, "shipped": True}
     if start(config, store):
-        save(config, store, result, checkpoint, checkpoint.history)
+        with failing(config, store):
+            save(config, store, result, checkpoint, checkpoint.history)
     return Base(config, model, checkpoint.history, data, result)
 
 

@@ -29,7 +29,7 @@ from ui.plain import plain
 KEPT = "_kept_settings"  # widget key -> last value this session, to restore it on any page
 WRITTEN = "_written_to_url"  # widget key -> the query parameter's values this session last wrote
 NOTICES = "_link_notices"  # page -> the lines saying which values of the link it was opened with were ignored
-SHOWN_ON = "_shown_on"  # widget key -> the page whose widget it was last
+VISIT = "_visit"  # (page, the keys of the widgets shown since the session arrived on it)
 NOTICE_SLOT = "_notice_slot"  # this run's place for those lines
 _UNSET = object()
 MEMO = "_memo"  # name -> (signature, object) of this session's charts
@@ -58,15 +58,20 @@ def kept(widget: Callable, label: str, *args, key: str, default: dict, **kwargs)
     """`widget`, its value kept for the whole session (it follows the user across pages) and written to
     the URL's query parameter `key` on every run, so a copied link opens the same view.
 
-    A value in the URL that this session did not write there (a link being opened) wins, when it fits
-    the widget; one that does not fit is ignored with a line in the page. `default` names the widget's
+    A value in the URL as the session arrives on the page (a link being opened) wins, when it fits the
+    widget; one that does not fit is ignored with a line in the page. `default` names the widget's
     own default argument (e.g. {"value": 3}).
     """
     link = links.link_for(widget, args, kwargs)
     values = st.session_state.setdefault(KEPT, {})
     written = st.session_state.setdefault(WRITTEN, {})
+    arriving = _arrive(key)
     in_url = st.query_params.get_all(key)
-    if in_url and in_url != written.get(key):
+    # A link is read when the session arrives on the page. On a rerun of the same page the URL holds only
+    # what this session wrote there, and possibly a stale value: a key press's rerun carries the URL the
+    # browser showed at the press, before the previous press's rerun had written its value. Reading that as
+    # a link sent the slider back a step (4 quick presses from 50% landed on 35%).
+    if in_url and arriving and in_url != written.get(key):
         try:
             values[key] = link.read(in_url)
         except ValueError as exc:
@@ -74,19 +79,29 @@ def kept(widget: Callable, label: str, *args, key: str, default: dict, **kwargs)
     for state in (values, st.session_state):
         if key in state and not link.fits(state[key]):
             del state[key]  # no longer offered (another base's layers, a round that is gone)
-    # Set only on another page's widget or when it differs: every assignment makes the browser take the
-    # value again, and a rerun still on its way would send the slider back a step the user has moved on from.
-    page = get_script_run_ctx().page_script_hash
-    shown_on = st.session_state.setdefault(SHOWN_ON, {})
-    if key in values and (shown_on.get(key) != page or st.session_state.get(key, _UNSET) != values[key]):
+    # Set only on arrival or when it differs: every assignment makes the browser take the value again, and
+    # a rerun still on its way would send the slider back a step the user has moved on from.
+    if key in values and (arriving or st.session_state.get(key, _UNSET) != values[key]):
         st.session_state[key] = values[key]
-    shown_on[key] = page
     value = widget(label, *args, key=key, on_change=_remember, args=(key,), **default, **kwargs)
     values[key] = value
     written[key] = link.write(value)
     if in_url != written[key]:
         st.query_params[key] = written[key]
     return value
+
+
+def _arrive(key: str) -> bool:
+    """Whether this is the widget's first run since the session arrived on this page (a new session, the
+    sidebar, the browser's Back): counted per widget, so a run cut short by the next one still reads the link
+    for the widgets it did not reach."""
+    page = get_script_run_ctx().page_script_hash
+    visit = st.session_state.get(VISIT)
+    if visit is None or visit[0] != page:
+        st.session_state[VISIT] = visit = (page, set())
+    arriving = key not in visit[1]
+    visit[1].add(key)
+    return arriving
 
 
 def _remember(key: str) -> None:

@@ -1,13 +1,21 @@
 """A class on one server: N students move the Prune & recover slider while two sessions run comparisons.
 
-One real `streamlit run app.py` on loopback, a fresh run store for each N. The client is headless
-Chromium through Playwright, one browser context per session (so each is a real Streamlit session
-with its own websocket, as a student's browser is). Two sessions first start a comparison each
-(different ratios, so both compute); once both are fine-tuning, N students open Prune & recover at a
-starting ratio of their own with one fine-tuning epoch, wait for its pruned accuracies, and press
-ArrowRight or ArrowLeft on the ratio slider (one 5% step to a ratio no other student asked for), one
-student every `--stagger` seconds. Per student, measured inside the page: key pressed -> the first
-frame showing both pruned accuracies (criterion and random) of the new ratio.
+One real `streamlit run app.py` on loopback, a fresh run store for each N. Two sessions first start a
+comparison each (different ratios, so both compute); once both are fine-tuning, N students open Prune &
+recover at a starting ratio of their own with one fine-tuning epoch, wait for its pruned accuracies, and
+move the ratio slider one 5% step to a ratio no other student asked for, one student every `--stagger`
+seconds. Per student: slider released -> both pruned accuracies (criterion and random) of the new ratio
+shown.
+
+Two clients (`--client`):
+- `sessions` (the default): each session is a websocket speaking Streamlit's own protocol
+  (benchmarks/streamlit_session.py), as a browser tab does, without drawing anything. The students'
+  browsers are on their own machines in a classroom; here they would share the server's 2 cores, so the
+  server is measured alone. The time is from the rerun with the new slider value sent to both figures
+  received.
+- `chromium`: headless Chromium through Playwright, one browser context per session, on the same
+  machine as the server. The time is from the key press (ArrowRight or ArrowLeft on the focused slider)
+  to the first frame that shows both figures, measured inside the page.
 
 Also counted: wrong results (a student shown a pruned accuracy that is neither its old ratio's nor its
 new one's, or not the new one's at the end; the right figures are computed beforehand with the
@@ -15,7 +23,7 @@ library), errors shown on any page, whether both comparisons were still running 
 had its numbers, and, after the server has stopped, runs left half-written in the store (a row still
 `running`, a done row without its checkpoint file, a temporary checkpoint file).
 
-Run: .venv/bin/python benchmarks/bench_classroom.py [--students 1,5,10] [--out FILE]
+Run: .venv/bin/python benchmarks/bench_classroom.py [--students 1,5,10] [--client sessions|chromium] [--out FILE]
 """
 
 import argparse
@@ -30,12 +38,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from streamlit_session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CRITERION = "l1"  # the Prune & recover page's default criterion, beside random
 TARGET_P95_S = 1.5
+CLIENTS = {
+    "sessions": "Streamlit's websocket protocol, one connection per session, nothing drawn (streamlit_session.py)",
+    "chromium": "Playwright: headless Chromium, one browser context per session",
+}
 COMPARISONS = [  # two sessions' comparisons: 3 criteria x 4 ratios x 1 seed x 3 epochs each
     "criteria=random&criteria=l1&criteria=l2&ratios=20&ratios=40&ratios=60&ratios=80&seeds=1&finetune_epochs=3",
     "criteria=random&criteria=l1&criteria=l2&ratios=30&ratios=50&ratios=70&ratios=90&seeds=1&finetune_epochs=3",
@@ -148,7 +160,7 @@ def half_written(home: Path) -> int:
     return running + missing + temporary
 
 
-def one_class(students: int, port: int, figures: dict[int, list[str]], stagger: float, timeout: float) -> dict:
+def one_class(students: int, port: int, figures: dict[int, list[str]], stagger: float, timeout: float, client: str):
     home = Path(tempfile.mkdtemp(prefix="plasticity-bench-class-"))
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
@@ -158,16 +170,85 @@ def one_class(students: int, port: int, figures: dict[int, list[str]], stagger: 
     plan = moves(students, figures)
     try:
         wait_until_serving(url, server)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            try:
-                result = drive(browser, url, plan, figures, stagger, timeout)
-            finally:
-                browser.close()
+        if client == "sessions":
+            result = drive_sessions(url, plan, figures, stagger, timeout)
+        else:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                try:
+                    result = drive(browser, url, plan, figures, stagger, timeout)
+                finally:
+                    browser.close()
     finally:
         server.terminate()  # the server stops its jobs at exit: what was not finished is marked failed
         server.wait(60)
     return {**result, "half_written": half_written(home), "moves": plan}
+
+
+class Student:
+    """A student's session, watching the two pruned accuracies as they arrive."""
+
+    def __init__(self, url: str, start: int):
+        self.session = Session(url, "prune", f"ratio={start}&finetune_epochs=1")
+        self.before = self.after = None
+        self.released = self.shown = None
+        self.wrong: list[str] = []
+        self.session.on_metric = self.saw
+
+    def pruned(self) -> list[str]:
+        return [self.session.metrics.get(f"{name}: just pruned", "") for name in (CRITERION, "random")]
+
+    def move(self, target: int, before: list[str], after: list[str]) -> None:
+        self.before, self.after = before, after
+        self.released = time.perf_counter()
+        self.session.set_slider("ratio", target)
+
+    def saw(self, label: str, value: str) -> None:
+        if self.released is None or self.shown is not None or not label.endswith(": just pruned"):
+            return
+        if "%" in value and value not in self.before and value not in self.after:
+            self.wrong.append(f"{label} {value}")
+        if self.pruned() == self.after:
+            self.shown = time.perf_counter()
+
+
+def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout: float) -> dict:
+    teachers = [Session(url, "compare", query) for query in COMPARISONS]
+    for teacher in teachers:
+        teacher.wait(lambda s: "run_missing" in s.widgets, 180)
+        teacher.click("run_missing")
+    for teacher in teachers:
+        teacher.wait(lambda s: s.progressing(), 180)
+
+    pupils = [Student(url, start) for start, _, _ in plan]
+    deadline = time.monotonic() + timeout
+    ready = [
+        pupil.session.wait(lambda s, p=pupil: all("%" in v for v in p.pruned()), max(0.0, deadline - time.monotonic()))
+        for pupil in pupils
+    ]
+    for pupil, (start, target, _), moves_now in zip(pupils, plan, ready):
+        if moves_now:
+            pupil.move(target, figures[start], figures[target])
+            time.sleep(stagger)
+
+    deadline = time.monotonic() + timeout
+    moved = [pupil for pupil, moves_now in zip(pupils, ready) if moves_now]
+    for pupil in moved:
+        pupil.session.wait(lambda s, p=pupil: p.shown is not None, max(0.0, deadline - time.monotonic()))
+    times = [pupil.shown - pupil.released for pupil in moved if pupil.shown is not None]
+    result = {
+        "times_s": times,
+        "unanswered": ready.count(False) + sum(pupil.shown is None for pupil in moved),
+        "first_view_not_shown": ready.count(False),
+        "wrong": sum(bool(pupil.wrong) for pupil in moved),  # a figure neither of its old ratio nor of its new
+        "errors": sum(len(session.errors) for session in [*teachers, *(pupil.session for pupil in pupils)]),
+        "comparisons_running_at_end": all(teacher.progressing() for teacher in teachers),
+    }
+    for session in [*teachers, *(pupil.session for pupil in pupils)]:
+        session.close()
+    return result
 
 
 def open_page(browser, url: str):
@@ -239,6 +320,7 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between two students' key presses")
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for a student's figures")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--client", choices=["sessions", "chromium"], default="sessions", help="see the docstring")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     parser.add_argument(
         "--figures", type=Path, default=None, help="a JSON file of the right pruned accuracies (made if missing)"
@@ -249,7 +331,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     report = {
         "commit": commit.stdout.strip(),
-        "client": "Playwright: headless Chromium, one browser context per session",
+        "client": CLIENTS[args.client],
         "stagger_s": args.stagger,
         "timeout_s": args.timeout,
         "target_p95_s": TARGET_P95_S,
@@ -257,7 +339,7 @@ def main() -> None:
         "classes": {},
     }
     for students in (int(n) for n in args.students.split(",")):
-        figures_n = one_class(students, args.port, figures, args.stagger, args.timeout)
+        figures_n = one_class(students, args.port, figures, args.stagger, args.timeout, args.client)
         times = figures_n["times_s"]
         summary = {
             "students": students,

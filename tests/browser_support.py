@@ -36,10 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    """A real `streamlit run app.py` with its run store in `home`, serving: the process and its URL."""
     port = free_port()
-    home = tmp_path_factory.mktemp("browser-home")
     env = {**os.environ, "PLASTICITY_HOME": str(home)}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
@@ -49,11 +48,16 @@ def app_url(tmp_path_factory):
     while True:
         try:
             urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            break
+            return server, url
         except OSError:
             assert server.poll() is None, server.stdout.read().decode()
             assert time.monotonic() < deadline, "streamlit did not start within 60 s"
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    server, url = start_server(tmp_path_factory.mktemp("browser-home"))
     yield url
     server.terminate()
     server.wait(20)

@@ -11,8 +11,10 @@ sooner (a shared link to /prune) imports it itself; the warm-up then finds it do
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -89,3 +91,13 @@ def route_every_link_through_the_app() -> None:
 async def lifespan(app):
     route_every_link_through_the_app()
     yield
+    await asyncio.to_thread(stop_jobs_at_shutdown)
+
+
+def stop_jobs_at_shutdown() -> None:
+    """The server is shutting down (Ctrl+C, or SIGTERM from `kill` or a service manager): stop the sessions'
+    jobs now, so that what they computed is marked failed rather than left `running`. uvicorn ends a
+    SIGTERM'd process by raising the signal again after its shutdown, which skips the atexit handlers."""
+    jobs = sys.modules.get("plasticity.jobs")  # not imported: no job ever started
+    if jobs is not None:
+        jobs.stop_jobs()

@@ -70,8 +70,14 @@ def show_comparison(state: JobState | None) -> None:
             "macs_pruned": st.column_config.NumberColumn("MACs", format="localized"),
             "params_pruned": st.column_config.NumberColumn("parameters", format="localized"),
             "latency_ms_pruned": st.column_config.NumberColumn("latency (ms)", format="%.1f"),
+            "latency_under_load": st.column_config.CheckboxColumn("latency under load"),
         },
     )
+    if table["latency_under_load"].fillna(False).astype(bool).any():
+        st.caption(
+            "A ticked latency was measured under load (its repeats spread by more than 15%, other work sharing "
+            "the cores): it does not compare with the others."
+        )
     st.download_button(
         "Download the table as CSV",
         table.to_csv(index=False),

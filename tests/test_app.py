@@ -205,6 +205,9 @@ def test_comparison_runs_missing_cells_into_the_table():
         ("random", 0.55),
     ]
     assert table["acc_final"].between(0, 1).all()
+    assert table["latency_under_load"].isin([True, False]).all()  # each latency says whether it compares
+    loaded = [c.value for c in at.caption if "measured under load" in c.value]
+    assert bool(loaded) == table["latency_under_load"].any()
     figure = charts(at)["Random pruning vs criteria (band: min to max over seeds)"]
     assert {trace.name for trace in figure.data if trace.showlegend is not False} == {"random", "l1"}
     assert list(figure.layout.xaxis.tickvals) == list(figure.layout.xaxis2.tickvals) == [30, 55]  # the ratios run

@@ -41,6 +41,7 @@ class Comparison(Study):
         "macs_pruned",
         "params_pruned",
         "latency_ms_pruned",
+        "latency_under_load",
         "status",
     ]
 

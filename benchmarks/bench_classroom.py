@@ -24,6 +24,7 @@ had its numbers, and, after the server has stopped, runs left half-written in th
 `running`, a done row without its checkpoint file, a temporary checkpoint file).
 
 Run: .venv/bin/python benchmarks/bench_classroom.py [--students 1,5,10] [--client sessions|chromium] [--out FILE]
+`--app DIR` serves another checkout's app.py (a worktree of an older commit) with this benchmark.
 """
 
 import argparse
@@ -160,13 +161,15 @@ def half_written(home: Path) -> int:
     return running + missing + temporary
 
 
-def one_class(students: int, port: int, figures: dict[int, list[str]], stagger: float, timeout: float, client: str):
+def one_class(
+    students: int, port: int, figures: dict[int, list[str]], stagger: float, timeout: float, client: str, app: Path
+):
     home = Path(tempfile.mkdtemp(prefix="plasticity-bench-class-"))
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     env = {**os.environ, "PLASTICITY_HOME": str(home)}
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(command, cwd=app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     plan = moves(students, figures)
     try:
         wait_until_serving(url, server)
@@ -320,6 +323,9 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between two students' key presses")
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for a student's figures")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument(
+        "--app", type=Path, default=ROOT, help="the checkout whose app.py the server runs (another commit's worktree)"
+    )
     parser.add_argument("--client", choices=["sessions", "chromium"], default="sessions", help="see the docstring")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     parser.add_argument(
@@ -328,7 +334,7 @@ def main() -> None:
     args = parser.parse_args()
 
     figures = pruned_figures(args.figures)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.app, capture_output=True, text=True)
     report = {
         "commit": commit.stdout.strip(),
         "client": CLIENTS[args.client],
@@ -339,7 +345,7 @@ def main() -> None:
         "classes": {},
     }
     for students in (int(n) for n in args.students.split(",")):
-        figures_n = one_class(students, args.port, figures, args.stagger, args.timeout, args.client)
+        figures_n = one_class(students, args.port, figures, args.stagger, args.timeout, args.client, args.app)
         times = figures_n["times_s"]
         summary = {
             "students": students,

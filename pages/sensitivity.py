@@ -60,7 +60,7 @@ limits.check_study(study, store)
 job = jobs.run_and_stop(
     "sensitivity_job",
     wanted,
-    lambda: jobs.start(f"Sensitivity of {criterion}", study_work(study, store, device)),
+    lambda: jobs.start(f"Sensitivity of {criterion}", study_work(study, store, device, jobs.long_work())),
     label=jobs.missing_label(study.missing(store)),
     run_key="run_missing",
     stop_key="stop",

@@ -2,6 +2,7 @@
 store, a killed worker's run is retried and written once, a killed driver's sweep resumes, and without Ray
 `--executor ray` is one line. Ray itself runs here: one local instance with 2 CPUs for the module."""
 
+import json
 import logging
 import os
 import signal
@@ -213,3 +214,36 @@ def test_the_host_s_ray_address_sends_the_pages_long_work_to_ray(monkeypatch):
     assert jobs.long_work() == ClusterExecutor(RayExecutor("ray://head:10001"))
     monkeypatch.setenv("PLASTICITY_RAY_ADDRESS", "local")
     assert jobs.long_work() == ClusterExecutor(RayExecutor(None))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sensitivity", "--criterion", "l1", "--no-random", "--ratios", "0.5"],
+        ["budget", "--criterion", "l1", "--ratios", "0.5", "--targets", "0.5", "--finetune-epochs", "1"],
+    ],
+    ids=["sensitivity", "budget"],
+)
+def test_the_sensitivity_and_budget_studies_give_the_in_process_results_on_ray(command, ray_cluster, tmp_path, capsys):
+    from plasticity.cli import main
+
+    args = [*command, "--dataset", "digits", "--epochs", "1", "--json"]
+    assert _one_thread(lambda: main([*args, "--home", str(tmp_path / "here")])) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert main([*args, "--home", str(tmp_path / "there"), "--executor", "ray"]) == 0
+    out, err = capsys.readouterr()
+    assert [_without_timings(row) for row in json.loads(out)] == [_without_timings(row) for row in expected]
+    assert f"{len(expected)}/{len(expected)} done, 0 running, 0 failed" in err  # the sweep's bar
+
+
+def test_the_sensitivity_page_sends_its_missing_runs_to_the_host_s_ray(ray_cluster, tmp_path, monkeypatch):
+    from test_app import job_of, open_page, run_until_done
+
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
+    monkeypatch.setenv("PLASTICITY_RAY_ADDRESS", "local")  # the Ray this process started
+    at = open_page("pages/sensitivity.py", sensitivity_ratios=["50"])
+    at.button(key="run_missing").click().run()
+    run_until_done(at, "sensitivity_job", timeout=300)
+    assert not at.exception and not at.error
+    assert (at.dataframe[0].value["status"] == "done").all()
+    assert job_of(at, "sensitivity_job").snapshot().message == "4 of 4 runs done, 0 running, 0 failed"  # Ray's counts

@@ -292,20 +292,15 @@ def cmd_sensitivity(args: argparse.Namespace, store: RunStore, device) -> None:
         args.recalibrate_bn,
     )
     study.plan()  # a bad criterion or a ratio that would empty a layer fails here, before any training
-    results = study.run(
-        store,
-        device,
-        progress=True,
-        on_result=lambda done, total, r: _progress(f"[{done}/{total}] {_sensitivity_line(r)}"),
-    )
+    results = _sweep(study, args, store, device, _sensitivity_line)
     _emit(args, results, "\n".join(_sensitivity_line(r) for r in results))
 
 
 def cmd_budget(args: argparse.Namespace, store: RunStore, device) -> None:
-    base = get_base(_train_config(args, args.base_seed), store, device, progress=True)
-    analysis = Sensitivity(base.config, (args.criterion,), args.ratios)
-    analysis.plan()  # a ratio that would empty a group fails here
-    analysis.run(store, device, progress=True)
+    analysis = Sensitivity(_train_config(args, args.base_seed), (args.criterion,), args.ratios)
+    analysis.plan()  # a ratio that would empty a group fails here, before any training
+    _sweep(analysis, args, store, device, _sensitivity_line)  # trains the base too, where the executor runs
+    base = get_base(analysis.base, store, device)
     allocations = allocate(base, sensitivity_curves(analysis, store), args.criterion, tuple(args.targets), args.seeds)
     study = BudgetStudy(base.config, args.criterion, allocations, args.seeds, args.finetune_epochs, args.lr)
 
@@ -315,9 +310,7 @@ def cmd_budget(args: argparse.Namespace, store: RunStore, device) -> None:
             f"acc {row['acc_base']:.3f} -> pruned {row['acc_pruned']:.3f} -> fine-tuned {row['acc_final']:.3f}"
         )
 
-    results = study.run(
-        store, device, progress=True, on_result=lambda done, total, r: _progress(f"[{done}/{total}] {line(r)}")
-    )
+    results = _sweep(study, args, store, device, line)
     for row, planned in zip(results, study.plan()):
         row["layer_ratios"] = dict(planned.config.layer_ratios)
     summary = [

@@ -1,7 +1,7 @@
 """Sweeps on Ray against sweeps in this process: the same results, wall time, Ray's start-up, growth with the
 number of runs, and on paper a 1,000-run VGG-16 / CIFAR-10 sweep on N GPUs.
 
-    python benchmarks/bench_ray.py --out benchmarks/results/ray-cpu-2core.json
+    python benchmarks/bench_ray.py --parts sweeps --repeats 3   # writes benchmarks/results/ray-sweeps-cpu-2core.json
 
 1. Identity: the 12-run comparison (random and l1 x ratios 0.25, 0.5, 0.75 x seeds 0 and 1; LeNet-5 on
    mnist-5k, 3 fine-tuning epochs, seed s on the base trained with s) in this process at one torch thread,
@@ -10,13 +10,14 @@ number of runs, and on paper a 1,000-run VGG-16 / CIFAR-10 sweep on N GPUs.
 2. Wall time of that comparison in this process at torch's default threads (every core), against local Ray
    with 2 one-CPU workers; Ray's fixed start-up (`ray.init`, then the first task in a fresh worker, which
    imports torch and the library and loads the data set).
-3. Growth: the same sweep on Ray with 48 runs (4 criteria x 3 ratios x 4 seeds) against 12.
+3. Growth: the same sweep on Ray with 48 runs (random, l1, l2, apoz x 3 ratios x 4 seeds) against 12.
 4. On paper: a measured VGG-16 training step on CIFAR-10-sized images on this CPU, and the H100 figures in
    results/h100-batch*.json, make the cost of a 1,000-run VGG-16 / CIFAR-10 sweep on N GPUs.
 
 Each sweep starts from an empty run store (bases included: seed 0's is the shipped one, the others are
-trained). A sweep is measured once (`--repeats` more times if asked; the median is kept); a speed
-target is a ratio measured in one run.
+trained). Each figure is the median of `--repeats` measurements, every one of which is kept in the JSON
+with the 1-minute load average at its end (the machine may be shared: a figure taken under load says so);
+a ratio is made of figures measured in one run of the script.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -42,9 +44,11 @@ from plasticity.studies import Comparison
 
 TIMINGS = ("seconds", "train_seconds")  # and every latency field: measured, so never the same twice
 TWELVE = Comparison(TrainConfig(), ("random", "l1"), (0.25, 0.5, 0.75), (0, 1), finetune_epochs=3)
-FORTY_EIGHT = Comparison(TrainConfig(), ("random", "l1", "l2", "bn-scale"), (0.25, 0.5, 0.75), (0, 1, 2, 3), 3)
+FORTY_EIGHT = Comparison(
+    TrainConfig(), ("random", "l1", "l2", "apoz"), (0.25, 0.5, 0.75), (0, 1, 2, 3), finetune_epochs=3
+)
 CIFAR10_TRAIN = 45_000  # CIFAR-10's 50,000 training images less the 10% validation split (data._build)
-H100 = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"
 
 
 def timed_sweep(study: Comparison, executor=None) -> tuple[float, list[dict]]:
@@ -54,9 +58,24 @@ def timed_sweep(study: Comparison, executor=None) -> tuple[float, list[dict]]:
         return time.perf_counter() - began, rows
 
 
-def median_sweep(study: Comparison, repeats: int, executor=None) -> tuple[float, list[dict]]:
-    runs = [timed_sweep(study, executor) for _ in range(repeats)]
-    return statistics.median(seconds for seconds, _ in runs), runs[0][1]
+def load_1min() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def measured(out: dict, name: str, repeats: int, measure: Callable[[], float]) -> float:
+    """The median of `repeats` calls of `measure` (seconds) as `out[name]`, with every measurement and the
+    load average at its end in `out["each"][name]`."""
+    each = []
+    for _ in range(repeats):
+        seconds = measure()
+        each.append({"s": seconds, "load_1min": load_1min()})
+    out[name] = statistics.median(item["s"] for item in each)
+    out.setdefault("each", {})[name] = each
+    return out[name]
+
+
+def sweep_seconds(study: Comparison, executor=None) -> Callable[[], float]:
+    return lambda: timed_sweep(study, executor)[0]
 
 
 def without_timings(rows: list[dict]) -> list[dict]:
@@ -75,18 +94,29 @@ def warm_worker() -> int:
     return os.getpid()
 
 
-def ray_start_up(ray) -> dict:
+def start_ray(ray) -> tuple[float, float]:
+    """Local Ray with 2 CPUs, and its 2 workers warmed: the seconds of `ray.init` and of the first tasks."""
     began = time.perf_counter()
     ray.init(address="local", num_cpus=2, log_to_driver=False, logging_level=logging.WARNING)
     initialised = time.perf_counter()
     warm = ray.remote(warm_worker).options(num_cpus=1)
-    workers = set(ray.get([warm.remote() for _ in range(2)]))
-    return {
-        "ray_init_s": initialised - began,
-        "ray_first_tasks_s": time.perf_counter() - initialised,
-        "ray_start_up_s": time.perf_counter() - began,
-        "ray_workers_warmed": len(workers),
-    }
+    if len(set(ray.get([warm.remote() for _ in range(2)]))) != 2:
+        raise RuntimeError("the two first tasks ran in one worker: the start-up of the second was not measured")
+    return initialised - began, time.perf_counter() - initialised
+
+
+def ray_start_up(ray, out: dict, repeats: int) -> None:
+    """Ray's fixed cost, `repeats` times from nothing: `ray.init`, then one task in each of 2 fresh workers."""
+    parts = []
+
+    def start_and_stop() -> float:
+        parts.append(start_ray(ray))
+        ray.shutdown()
+        return sum(parts[-1])
+
+    measured(out, "ray_start_up_s", repeats, start_and_stop)
+    out["ray_init_s"] = statistics.median(init for init, _ in parts)
+    out["ray_first_tasks_s"] = statistics.median(first for _, first in parts)
 
 
 def vgg16_step_s(repeats: int, batch: int = 64) -> float:
@@ -138,8 +168,8 @@ def paper_estimate(cpu_step_s: float, driver_s: float) -> dict:
     images by their pixels. The larger of the two is kept. The driver stores the runs one after another
     (`driver_s` each), which bounds the sweep from below however many GPUs there are."""
     steps = math.ceil(CIFAR10_TRAIN / 64)
-    h100_128 = json.loads((H100 / "h100-batch128.json").read_text())["vgg16_latency_ms_dense"] / 1000
-    h100_2048 = json.loads((H100 / "h100-batch2048.json").read_text())["vgg16_latency_ms_dense"] / 1000
+    h100_128 = json.loads((RESULTS / "h100-batch128.json").read_text())["vgg16_latency_ms_dense"] / 1000
+    h100_2048 = json.loads((RESULTS / "h100-batch2048.json").read_text())["vgg16_latency_ms_dense"] / 1000
     launch_bound = steps * 3 * h100_128
     throughput_bound = 3 * h100_2048 * (CIFAR10_TRAIN / 2048) * (32 * 32) / (28 * 28)
     gpu_epoch = max(launch_bound, throughput_bound)
@@ -163,25 +193,26 @@ def sweeps(repeats: int) -> dict:
     """Parts 1 to 3: identity, wall time and start-up, growth."""
     import ray
 
-    out = {"ray": ray.__version__}
-    cores = torch.get_num_threads()
+    out = {"ray": ray.__version__, "inprocess_threads": torch.get_num_threads()}
     torch.set_num_threads(1)
-    one_thread, reference = median_sweep(TWELVE, repeats)
-    torch.set_num_threads(cores)
-    every_core, _ = median_sweep(TWELVE, repeats)
-    out.update(inprocess_12_one_thread_s=one_thread, inprocess_12_s=every_core, inprocess_threads=cores)
+    began = time.perf_counter()
+    _, reference = timed_sweep(TWELVE)
+    out["inprocess_12_one_thread_s"] = time.perf_counter() - began
+    torch.set_num_threads(out["inprocess_threads"])
+    every_core = measured(out, "inprocess_12_s", repeats, sweep_seconds(TWELVE))
 
-    out.update(ray_start_up(ray))
+    ray_start_up(ray, out, repeats)
+    start_ray(ray)  # the sweeps below run on a started Ray with warm workers, as a sweep after the first does
     executor = RayExecutor(cpus_per_run=1)
-    on_ray, rows = median_sweep(TWELVE, repeats, executor)
+    _, rows = timed_sweep(TWELVE, executor)
     out["identical_12"] = without_timings(rows) == without_timings(reference)
+    on_ray = measured(out, "ray_12_s", repeats, sweep_seconds(TWELVE, executor))
     out.update(
-        ray_12_s=on_ray,
         ray_12_with_start_up_s=on_ray + out["ray_start_up_s"],
         ratio_inprocess_over_ray=every_core / on_ray,
         ratio_inprocess_over_ray_with_start_up=every_core / (on_ray + out["ray_start_up_s"]),
     )
-    out["ray_48_s"], _ = median_sweep(FORTY_EIGHT, repeats, executor)
+    measured(out, "ray_48_s", repeats, sweep_seconds(FORTY_EIGHT, executor))
     out["growth_48_over_12"] = out["ray_48_s"] / on_ray
     ray.shutdown()
     return out
@@ -199,24 +230,25 @@ PARTS = {"sweeps": sweeps, "paper": paper}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=1, help="measurements of each sweep (the median is kept)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each sweep (the median is kept)")
     parser.add_argument("--step-repeats", type=int, default=5, help="measurements of the VGG-16 step and write")
     parser.add_argument("--parts", default="sweeps,paper", help="which parts: sweeps (1-3), paper (4)")
-    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument("--out", type=Path, help="the JSON file (default: results/ray-PARTS-cpu-Ncore.json)")
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    out_file = args.out or RESULTS / f"ray-{'-'.join(parts)}-cpu-{os.cpu_count()}core.json"
     out = {
         "torch": torch.__version__,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "load_average_at_start": os.getloadavg(),
     }
-    for part in args.parts.split(","):
+    for part in parts:
         out.update(PARTS[part](args.step_repeats if part == "paper" else args.repeats))
     out["load_average_at_end"] = os.getloadavg()
     text = json.dumps(out, indent=1)
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    out_file.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from plasticity.errors import PlasticityError
 from plasticity.jobs import JobState, study_work
 from plasticity.studies.sensitivity import STALE, Sensitivity
 from ui import jobs, limits, widgets
+from ui.budget import budget_section
 from ui.charts.sensitivity import sensitivity_heatmaps, sensitivity_lines
 
 config, device = widgets.sidebar()
@@ -114,3 +115,4 @@ def show_sensitivity(state: JobState | None) -> None:
 
 
 jobs.follow(job, show_sensitivity)
+budget_section(base, criterion, ratios, store, device)

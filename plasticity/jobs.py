@@ -426,6 +426,27 @@ def study_work(study: Study, store: RunStore, device: torch.device | str, execut
     return work
 
 
+def chained_work(
+    first: Study,
+    then: Callable[[], Study],
+    store: RunStore,
+    device: torch.device | str,
+    executor: Executor = LOCAL,
+) -> Work:
+    """Work that runs `first`'s missing runs, then `then()` (a study planned from their results, like a
+    MACs budget from its sensitivity analysis, in this session's turn) and that study's missing runs."""
+
+    def work(job: Job) -> None:
+        executor.run_study(first, store, device, job)
+        job.report(1.0, "planning from its results")
+        with SCHEDULER.long(job, job.check):
+            second = then()
+        job.report(0.0, "")
+        executor.run_study(second, store, device, job)
+
+    return work
+
+
 def train_work(config: TrainConfig, store: RunStore, device: torch.device | str) -> Work:
     """Work that trains (or finds) the base for `config`, reporting each epoch."""
 

@@ -41,3 +41,29 @@ def test_prune_and_recover_draws_a_schedule_s_cuts_on_its_recovery_curve():
     for trace in curves:
         assert values(trace.x) == [0, 1, 1, 2]  # cut, fine-tuned, cut again, fine-tuned
         assert list(trace.marker.symbol) == ["triangle-down", "circle", "triangle-down", "circle"]
+
+
+def test_the_budget_comparison_runs_from_its_button_and_draws_the_four_allocations(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
+    query = {"sensitivity_ratios": ["50"], "budget_targets": ["50"], "budget_finetune_epochs": "1"}
+    at = open_page(PAGE, **query)
+    assert not at.exception and not at.error
+    assert at.button(key="run_budget").label == "Run the budget comparison"
+    assert "budget_job" not in at.session_state  # a visit plans and runs nothing
+    assert "MACs budget" not in " ".join(charts(at))
+
+    at.button(key="run_budget").click().run()
+    run_until_done(at, "budget_job", timeout=300)
+    assert not at.exception and not at.error
+    assert at.button(key="run_budget").label == "Every run is done"
+    table = at.dataframe[1].value  # the sensitivity table, then the budget's
+    assert (table["status"] == "done").all()
+    assert sorted(table["allocation"]) == ["global", "random-global", "sensitivity", "uniform"]
+    assert (table["macs_pruned"] <= 0.5 * table["macs_base"]).all()  # every allocation meets the target
+
+    figure = charts(at)["One MACs budget spent four ways, fine-tuned alike (band: min to max over seeds)"]
+    tuned = {trace.name: trace for trace in figure.data if trace.mode == "lines+markers" and trace.yaxis == "y2"}
+    assert set(tuned) == {"sensitivity", "uniform", "global", "random-global"}
+    for name, trace in tuned.items():
+        assert values(trace.x) == [50]
+        assert abs(values(trace.y)[0] - table.loc[table["allocation"] == name, "acc_final"].mean() * 100) < 1e-6

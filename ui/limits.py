@@ -65,10 +65,15 @@ def check_study(study: Study, store: RunStore) -> None:
     """Stop the page, saying why, when the study plans more runs than this server allows a session, or
     needs new base models where training them is turned off."""
     limits = current()
-    planned = len(study.plan())
-    if limits.max_sweep is not None and planned > limits.max_sweep:
-        st.error(f"This plans {planned} runs; this server allows at most {limits.max_sweep} at once. Pick fewer.")
-        st.stop()
+    check_runs(len(study.plan()))
     if not limits.allow_training and (untrained := study.missing_bases(store)):
         st.error(f"This needs {untrained} new base model(s), and training new bases is turned off on this server.")
+        st.stop()
+
+
+def check_runs(planned: int) -> None:
+    """Stop the page, saying why, when `planned` runs are more than this server allows a session at once."""
+    limit = current().max_sweep
+    if limit is not None and planned > limit:
+        st.error(f"This plans {planned} runs; this server allows at most {limit} at once. Pick fewer.")
         st.stop()

@@ -23,7 +23,7 @@ from plasticity.runs.hbfp import STEPS, HbfpConfig, run_hbfp
 from plasticity.runs.masks import MaskConfig, run_masks
 from plasticity.runs.prune import PruneConfig, run_prune
 from plasticity.store import RunStore
-from plasticity.studies.budget import BudgetStudy, allocate, sensitivity_curves
+from plasticity.studies.budget import budget_analysis, budget_study
 from plasticity.studies.compare import Comparison
 from plasticity.studies.core import Study
 from plasticity.studies.pretraining import IMAGENET, PretrainingStudy, Task
@@ -297,12 +297,13 @@ def cmd_sensitivity(args: argparse.Namespace, store: RunStore, device) -> None:
 
 
 def cmd_budget(args: argparse.Namespace, store: RunStore, device) -> None:
-    analysis = Sensitivity(_train_config(args, args.base_seed), (args.criterion,), args.ratios)
+    analysis = budget_analysis(_train_config(args, args.base_seed), args.criterion, args.ratios)
     analysis.plan()  # a ratio that would empty a group fails here, before any training
     _sweep(analysis, args, store, device, _sensitivity_line)  # trains the base too, where the executor runs
     base = get_base(analysis.base, store, device)
-    allocations = allocate(base, sensitivity_curves(analysis, store), args.criterion, tuple(args.targets), args.seeds)
-    study = BudgetStudy(base.config, args.criterion, allocations, args.seeds, args.finetune_epochs, args.lr)
+    study = budget_study(
+        base, store, args.criterion, args.ratios, args.targets, args.seeds, args.finetune_epochs, args.lr
+    )
 
     def line(row: dict) -> str:
         return (

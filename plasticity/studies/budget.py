@@ -2,7 +2,8 @@
 global ranking and random global pruning, each fine-tuned the same way (`plasticity.pruning.budget`).
 
 The allocations are decided once from the base (and, for `sensitivity`, from a finished `Sensitivity`
-analysis in the store); `BudgetStudy` then runs them as ordinary pruning runs with `layer_ratios`.
+analysis in the store: `budget_analysis`); `BudgetStudy` then runs them as ordinary pruning runs with
+`layer_ratios`. `budget_study` is the whole plan, as the CLI and the Layer sensitivity page make it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from plasticity.pruning.budget import (
 )
 from plasticity.runs.base import Base, TrainConfig
 from plasticity.runs.prune import PruneConfig
+from plasticity.store import RunStore
 from plasticity.studies.core import Planned, Study, done_rows
 from plasticity.studies.sensitivity import Sensitivity
 
@@ -62,7 +64,7 @@ def allocate(
     return tuple(allocations)
 
 
-def sensitivity_curves(study: Sensitivity, store) -> dict[str, list[tuple[float, float]]]:
+def sensitivity_curves(study: Sensitivity, store: RunStore) -> dict[str, list[tuple[float, float]]]:
     """(ratio, mean accuracy right after pruning) per group, of the study's first criterion, from the store."""
     criterion = study.criteria[0]
     rows = [row for row in done_rows(study.table(store)) if row["criterion"] == criterion]
@@ -75,6 +77,27 @@ def sensitivity_curves(study: Sensitivity, store) -> dict[str, list[tuple[float,
     for (layer, ratio), accs in cells.items():
         curves.setdefault(layer, []).append((ratio, sum(accs) / len(accs)))
     return curves
+
+
+def budget_analysis(base: TrainConfig, criterion: str, ratios: tuple[float, ...]) -> Sensitivity:
+    """The sensitivity analysis a budget is planned from: the criterion alone, right after pruning, seed 0."""
+    return Sensitivity(base, (criterion,), tuple(ratios))
+
+
+def budget_study(
+    base: Base,
+    store: RunStore,
+    criterion: str,
+    ratios: tuple[float, ...],
+    targets: tuple[float, ...],
+    seeds: tuple[int, ...],
+    finetune_epochs: int,
+    lr: float = 0.01,
+) -> BudgetStudy:
+    """Every allocation at every target as one study, from the finished `budget_analysis` in `store`."""
+    curves = sensitivity_curves(budget_analysis(base.config, criterion, ratios), store)
+    allocations = allocate(base, curves, criterion, tuple(targets), tuple(seeds))
+    return BudgetStudy(base.config, criterion, allocations, tuple(seeds), finetune_epochs, lr)
 
 
 @dataclass(frozen=True)

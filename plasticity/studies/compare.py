@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-import pandas as pd
-
 from plasticity.limits import check_not_empty
 from plasticity.runs.base import TrainConfig
 from plasticity.runs.prune import PruneConfig
-from plasticity.studies.core import Planned, Study, aggregate, by_stage, done_rows
+from plasticity.studies.core import Planned, Study
 
 
 @dataclass(frozen=True)
@@ -71,8 +69,3 @@ class Comparison(Study):
             for criterion in self.criteria
             for ratio in self.ratios
         ]
-
-    def chart_summary(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Mean, min and max over seeds of the accuracy after pruning and after fine-tuning, per stage."""
-        summary = aggregate(done_rows(table), self.cells, self.metrics, stats=("mean", "min", "max"))
-        return by_stage(summary, self.cells).sort_values(["stage", "criterion", "ratio"])

@@ -115,6 +115,11 @@ class Study:
         """Mean and standard deviation over seeds of each cell."""
         return aggregate(rows, self.cells, self.metrics)
 
+    def chart_summary(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Mean, min and max over seeds of each cell's done runs, one row per (stage, cell), for a chart."""
+        summary = aggregate(done_rows(table), self.cells, self.metrics, stats=("mean", "min", "max"))
+        return by_stage(summary, self.cells).sort_values(["stage", *self.cells])
+
 
 STATS: dict[str, Callable[[list[float]], float]] = {
     "mean": statistics.fmean,

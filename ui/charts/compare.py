@@ -1,4 +1,5 @@
-"""The chart of the Random vs criterion page: accuracy against the ratio, one line per criterion."""
+"""Accuracy against a share, right after pruning and after fine-tuning side by side: the Random vs criterion
+page's chart (against the ratio, one line per criterion), and any study's alike."""
 
 from __future__ import annotations
 
@@ -11,27 +12,36 @@ from ui.charts.style import band, color_for, layout
 
 def comparison_chart(summary: pd.DataFrame) -> go.Figure:
     """Accuracy against pruning ratio, one line per criterion (mean over seeds) in its min-max band."""
+    return stage_panels(
+        summary, "criterion", "ratio", "filters pruned (%)", "Random pruning vs criteria (band: min to max over seeds)"
+    )
+
+
+def stage_panels(summary: pd.DataFrame, series: str, x: str, x_title: str, title: str) -> go.Figure:
+    """Accuracy right after pruning and after fine-tuning side by side against `x` (a share, drawn in
+    percent), one line per value of `series` (mean over seeds) in its min-max band; `summary` is a
+    study's `chart_summary`."""
     stages = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}
     # Each panel's own y axis, zoomed to its lines and bands: after fine-tuning they lie within a few
     # points, and on the other panel's scale the lines and the seed bands would be a hairline.
     fig = make_subplots(rows=1, cols=2, subplot_titles=list(stages.values()), horizontal_spacing=0.08)
-    names = list(dict.fromkeys(summary["criterion"]))
-    percents = sorted({round(ratio * 100) for ratio in summary["ratio"]})
+    names = list(dict.fromkeys(summary[series]))
+    percents = sorted({round(share * 100) for share in summary[x]})
     for col, stage in enumerate(stages, start=1):
         for name in names:
-            rows = summary[(summary["stage"] == stage) & (summary["criterion"] == name)].sort_values("ratio")
+            rows = summary[(summary["stage"] == stage) & (summary[series] == name)].sort_values(x)
             if rows.empty:
                 continue
             color = color_for(name, names)
-            x = (rows["ratio"] * 100).tolist()
+            shares = (rows[x] * 100).tolist()
             fig.add_trace(
-                band(x, (rows["max"] * 100).tolist(), (rows["min"] * 100).tolist(), color, name),
+                band(shares, (rows["max"] * 100).tolist(), (rows["min"] * 100).tolist(), color, name),
                 row=1,
                 col=col,
             )
             fig.add_trace(
                 go.Scatter(
-                    x=x,
+                    x=shares,
                     y=rows["mean"] * 100,
                     name=name,
                     legendgroup=name,
@@ -51,9 +61,9 @@ def comparison_chart(summary: pd.DataFrame) -> go.Figure:
             )
         fig.update_yaxes(range=_padded(summary[summary["stage"] == stage]), row=1, col=col)
     # The ticks are the ratios that were run, and one ratio alone is not spread over a fraction of a percent.
-    fig.update_xaxes(title="filters pruned (%)", tickmode="array", tickvals=percents, range=_padded_x(percents))
+    fig.update_xaxes(title=x_title, tickmode="array", tickvals=percents, range=_padded_x(percents))
     fig.update_yaxes(title="test accuracy (%)", row=1, col=1)
-    fig = layout(fig, "Random pruning vs criteria (band: min to max over seeds)", height=480)
+    fig = layout(fig, title, height=480)
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1.0})
     fig.update_layout(margin={"t": 110})
     return fig

@@ -1,4 +1,4 @@
-"""Charts of the Layer sensitivity page: layers by ratios as heatmaps, and one line per layer."""
+"""Charts of the Layer sensitivity page: layers by ratios as heatmaps, one line per layer, and the MACs budget."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ui.charts.compare import stage_panels
 from ui.charts.style import PALETTE, RANDOM, layout
 
 
@@ -60,3 +61,15 @@ def sensitivity_lines(lines: pd.DataFrame, layers: list[str], what: str) -> go.F
     fig.update_xaxes(title="filters pruned in that layer (%)")
     fig.update_yaxes(title="test accuracy (%)", range=[0, 100])
     return layout(fig, f"Accuracy {what} per layer (random dashed)", height=480, legend_below=True)
+
+
+def budget_chart(summary: pd.DataFrame) -> go.Figure:
+    """Accuracy against the MACs target, one line per allocation (mean over seeds) in its min-max band;
+    `summary` is a `BudgetStudy`'s `chart_summary`."""
+    return stage_panels(
+        summary,
+        "allocation",
+        "target",
+        "MACs kept (% of the base's)",
+        "One MACs budget spent four ways, fine-tuned alike (band: min to max over seeds)",
+    )

@@ -11,6 +11,7 @@ RANDOM = "random"
 # whatever else is drawn beside it, and the best and median masks are the same in every chart.
 CONCEPT_COLORS = {
     RANDOM: "#f08a24",
+    "random-global": "#f08a24",  # random pruning over the whole network: random's colour
     "l1": "#1f5fbf",
     "l2": "#16a085",
     "bn-scale": "#8e44ad",

@@ -38,7 +38,8 @@ st.caption(
     "each pair's norms together, prunes one filter of each pair for real, and retrains. Rounds go on until the "
     "validation accuracy falls more than the threshold below the best; the last model within it is kept."
 )
-ratio_col, optimise_col, retrain_col, strength_col, drop_col, stop_col = st.columns([3, 2, 2, 2, 2, 2])
+# Two rows of four: at 1280 px, six columns cut a label and the rule picked ("lower-impo...").
+ratio_col, optimise_col, retrain_col, strength_col = st.columns([3, 2, 2, 2])
 with ratio_col:
     round_percent = widgets.kept(
         st.slider,
@@ -77,6 +78,7 @@ with strength_col:
         default={"value": "0.0003"},
         help="lambda x sum over pairs of |l1(filter a) - l1(filter b)| is added to the loss while optimising.",
     )
+drop_col, stop_col, rounds_col, baselines_col = st.columns([2, 2, 2, 3])
 with drop_col:
     drop = widgets.kept(
         st.selectbox,
@@ -95,7 +97,6 @@ with stop_col:
         key="threshold",
         default={"value": "1"},
     )
-rounds_col, baselines_col, _ = st.columns([2, 4, 6])
 with rounds_col:
     max_rounds = widgets.kept(
         st.number_input, "At most rounds", min_value=1, max_value=30, key="max_rounds", default={"value": 30}
@@ -103,10 +104,11 @@ with rounds_col:
 with baselines_col:
     baselines = widgets.kept(
         st.toggle,
-        "Also run l1 and random through the same rounds",
+        "Also run l1 and random",
         key="baselines",
         default={"value": False},
-        help="The same filters per layer and round, the same epochs; only the choice of filters differs.",
+        help="Also run l1 and random through the same rounds: the same filters per layer and round, the same "
+        "epochs; only the choice of filters differs.",
     )
 
 try:
@@ -179,7 +181,8 @@ jobs.follow(job, show_rounds)
 st.subheader("Step through a round")
 rounds = stored_rounds(hbfp_config, store)
 layers = list(base.history.width)
-layer_col, round_col, step_col = st.columns([1, 2, 4])
+layer_col, round_col, _ = st.columns([1, 2, 4])
+step_col = st.container()  # a row of its own: beside the pickers at 1280 px it cut "after retraining"
 with layer_col:
     layer = widgets.kept(st.selectbox, "Layer", layers, key="layer", default={})
 if rounds:

@@ -24,7 +24,7 @@ st.caption(
     "Remove a share of the filters of every conv layer, then fine-tune and watch the accuracy come back. "
     "Random pruning runs beside the chosen criterion on the same base with the same budget."
 )
-ratio_col, criterion_col, epochs_col, schedule_col, mask_col = st.columns([3, 2, 2, 2, 2])
+ratio_col, criterion_col, epochs_col, schedule_col = st.columns([3, 2, 2, 2])
 with ratio_col:
     ratio = widgets.ratio_slider()
 with criterion_col:
@@ -42,6 +42,7 @@ with schedule_col:
         "most of it first (AGP, Zhu & Gupta). Same final filters, same fine-tuning budget.",
     )
     schedule = shape if shape == "one-shot" else f"{shape}:{epochs}"
+lock_col, pin_col, clear_col, mask_col = st.columns([3, 2, 2, 2])  # at 1280 px a fifth column cut its label
 with mask_col:
     show_mask = widgets.kept(
         st.toggle,
@@ -100,7 +101,6 @@ def pinned_curves() -> dict[str, dict]:
     return {label: run.result for label, key in pinned if key not in on_screen and (run := store.done(key))}
 
 
-lock_col, pin_col, clear_col, _ = st.columns([3, 2, 2, 2])
 with lock_col:
     fixed_y = widgets.kept(
         st.toggle,

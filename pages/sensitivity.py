@@ -96,11 +96,11 @@ def show_sensitivity(state: JobState | None) -> None:
         key="sensitivity",
         hide_index=True,
         column_config={
-            "ratio": st.column_config.NumberColumn("ratio", format="percent"),
-            "acc_base": st.column_config.NumberColumn("base accuracy", format="percent"),
-            STALE: st.column_config.NumberColumn("just pruned, base's BatchNorm", format="percent"),
-            "acc_pruned": st.column_config.NumberColumn("just pruned", format="percent"),
-            "acc_final": st.column_config.NumberColumn("after fine-tuning", format="percent"),
+            "ratio": widgets.percent_column("ratio"),
+            "acc_base": widgets.percent_column("base accuracy"),
+            STALE: widgets.percent_column("just pruned, base's BatchNorm"),
+            "acc_pruned": widgets.percent_column("just pruned"),
+            "acc_final": widgets.percent_column("after fine-tuning"),
             "macs_pruned": st.column_config.NumberColumn("MACs", format="localized"),
         },
     )

@@ -85,3 +85,23 @@ def wait_quiet(page) -> None:
     """Until the app has stopped running the script and no progress bar is left."""
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     page.wait_for_selector('[data-testid="stProgress"]', state="detached")
+
+
+# The texts the page cuts short: a label or value ended with an ellipsis, a multiselect's chip run under the
+# box's clear and open buttons.
+CUT_TEXTS = """() => {
+  const cut = [...document.querySelectorAll('main *, [data-testid="stSidebar"] *')].filter(e =>
+    e.innerText && getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1
+  ).map(e => e.innerText);
+  for (const box of document.querySelectorAll('[data-testid="stMultiSelect"] [data-baseweb="select"]')) {
+    const right = box.getBoundingClientRect().right - 40;
+    for (const chip of box.querySelectorAll('[data-baseweb="tag"]')) {
+      if (chip.getBoundingClientRect().right > right) cut.push(chip.innerText);
+    }
+  }
+  return cut;
+}"""
+
+
+def cut_texts(page) -> list[str]:
+    return page.evaluate(CUT_TEXTS)

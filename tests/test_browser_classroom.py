@@ -6,7 +6,7 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browser_support import app_url, page, shoot, wait_quiet
+from browser_support import app_url, cut_texts, page, shoot, wait_quiet
 
 pytestmark = pytest.mark.browser
 
@@ -95,3 +95,18 @@ def test_quick_arrow_presses_on_the_slider_all_count(page, app_url):
         assert settled(tab, thumb) == ("30", "30")
     finally:
         tab.close()
+
+
+def test_no_label_or_choice_is_cut_short_at_1280(page, app_url):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        for link, shown in [
+            ("/prune?mask=true&finetune_epochs=1", "Also by masking"),
+            ("/hbfp", "Also run l1 and random"),
+            ("/studies?subset_ratios=25&subset_ratios=50&subset_ratios=75&subset_ratios=90", "Equal fine-tuning steps"),
+        ]:
+            open_page(page, app_url + link)
+            page.wait_for_selector(f"text={shown}")
+            assert cut_texts(page) == [], link
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 900})

@@ -264,7 +264,8 @@ def formatted_costs(costs: pd.DataFrame) -> pd.DataFrame:
         "latency, middle half of the repeats (ms)": "{0[0]:.1f} to {0[1]:.1f}",
     }
 
-    def cell(row: pd.Series, value) -> str:
-        return "–" if not isinstance(value, list) and pd.isna(value) else formats[row.name].format(value)
+    def cell(row: pd.Series, value) -> str | None:
+        # A missing value stays None: the table draws it as every other table does (Streamlit's grey "None").
+        return None if not isinstance(value, list) and pd.isna(value) else formats[row.name].format(value)
 
     return costs.apply(lambda row: row.map(lambda value: cell(row, value)), axis=1)

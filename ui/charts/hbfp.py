@@ -136,18 +136,21 @@ def hbfp_rounds_chart(table: pd.DataFrame, base_accuracy: float, lost: float = 0
                 "%{x:.1f}% of MACs removed<br>retrained %{y:.1f}%<extra></extra>",
             )
         )
-    fig.add_hline(
-        y=base_accuracy * 100,
-        line={"color": BASE_COLOR, "dash": "dash"},
-        annotation_text=f"base {base_accuracy:.1%}",
-        annotation_position="top left",
-    )
-    fig.add_hline(
-        y=(base_accuracy - lost) * 100,
-        line={"color": BASE_COLOR, "dash": "dot"},
-        annotation_text=f"{lost:.0%} below the base",
-        annotation_position="bottom left",
-    )
+    # Legend entries, not annotations: at the left end, where every line starts, the labels sat on them.
+    for accuracy, name, dash in (
+        (base_accuracy, f"base {base_accuracy:.1%}", "dash"),
+        (base_accuracy - lost, f"{lost:.0%} below the base", "dot"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[-2, 100],
+                y=[accuracy * 100] * 2,
+                name=name,
+                mode="lines",
+                line={"color": BASE_COLOR, "dash": dash},
+                hoverinfo="skip",
+            )
+        )
     fig.update_xaxes(title="MACs removed so far (%)", range=[-2, 100])
     fig.update_yaxes(title="test accuracy (%)")
     return layout(fig, "Rounds: accuracy against the MACs removed", height=460)

@@ -59,7 +59,7 @@ def choose_study(base: Base) -> ClassSubsetStudy | None:
         )
     with criteria_col:
         criteria = widgets.criteria_select(base, "subset_criteria", ["random", "apoz"])
-    ratios_col, seeds_col, epochs_col, steps_col = st.columns([3, 1, 2, 3])
+    ratios_col, seeds_col, epochs_col, steps_col = st.columns([4, 1, 2, 3])  # four ratios whole at 1280 px
     with ratios_col:
         ratios = widgets.ratios_select("subset_ratios", [25, 50, 75, 90])
     with seeds_col:

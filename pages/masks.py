@@ -112,7 +112,7 @@ def show_results(state: JobState | None) -> None:
     scored = max((r for r in results.values()), key=lambda r: len(r["val_accs"]), default=None)
     val_accs = scored["val_accs"] if scored else []
 
-    metrics = st.columns(6)
+    metrics = st.columns([1, 1, 1, 1, 1.2, 1.3])  # at 1280 px equal columns cut "Median, retrained"
     metrics[0].metric("Unpruned", f"{base.result['acc']:.1%}", help="test accuracy of the base")
     if best and best.get("acc_pruned") is not None:
         metrics[1].metric("Weights gone", f"{best['sparsity']:.1%}", help="share of all conv weights removed")

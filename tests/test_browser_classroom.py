@@ -100,12 +100,15 @@ def test_quick_arrow_presses_on_the_slider_all_count(page, app_url):
 def test_no_label_or_choice_is_cut_short_at_1280(page, app_url):
     page.set_viewport_size({"width": 1280, "height": 800})
     try:
-        for link, shown in [
-            ("/prune?mask=true&finetune_epochs=1", "Also by masking"),
-            ("/hbfp", "Also run l1 and random"),
-            ("/studies?subset_ratios=25&subset_ratios=50&subset_ratios=75&subset_ratios=90", "Equal fine-tuning steps"),
+        for link, button, shown in [
+            ("/prune?mask=true&finetune_epochs=1", None, "Also by masking"),
+            ("/hbfp", None, "Also run l1 and random"),
+            ("/studies?subset_ratios=25&subset_ratios=50&subset_ratios=75&subset_ratios=90", None, "Equal fine-tuning"),
+            ("/masks?n_masks=2&finetune_epochs=1", "Score 2 masks and retrain two", "Median, retrained"),
         ]:
             open_page(page, app_url + link)
+            if button:
+                page.get_by_role("button", name=button).click()
             page.wait_for_selector(f"text={shown}")
             assert cut_texts(page) == [], link
     finally:

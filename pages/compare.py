@@ -17,7 +17,7 @@ st.caption(
     "Every criterion prunes the same base at every ratio, once per seed (the seed drives random pruning "
     "and fine-tuning). Lines are the mean over seeds, bands span the lowest to the highest seed."
 )
-criteria_col, ratios_col, seeds_col, epochs_col = st.columns([3, 3, 1, 2])
+criteria_col, ratios_col, seeds_col, epochs_col, schedule_col = st.columns([3, 3, 1, 2, 2])
 with criteria_col:
     criteria = widgets.criteria_select(base, "criteria", ["random", "l1"])
 with ratios_col:
@@ -26,6 +26,8 @@ with seeds_col:
     seeds = widgets.seeds_input("seeds", 2)
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
+with schedule_col:
+    schedule = widgets.schedule_select(epochs)
 
 if not criteria or not ratios:
     st.warning("Pick at least one criterion and one ratio.")
@@ -33,7 +35,7 @@ if not criteria or not ratios:
 
 store = widgets.run_store()
 try:
-    study = Comparison(base.config, criteria, ratios, seeds, epochs, base_seed=base.config.seed)
+    study = Comparison(base.config, criteria, ratios, seeds, epochs, base_seed=base.config.seed, schedule=schedule)
     wanted = study.keys()
 except PlasticityError as exc:
     st.error(plain(exc))

@@ -32,16 +32,7 @@ with criterion_col:
 with epochs_col:
     epochs = widgets.finetune_epochs_slider()
 with schedule_col:
-    shape = widgets.kept(
-        st.selectbox,
-        "Schedule",
-        ["one-shot", "iterative", "agp"],
-        key="schedule",
-        default={"index": 0},
-        help="Reach the ratio in one cut, or in one cut per fine-tuning epoch: in equal steps (iterative) or "
-        "most of it first (AGP, Zhu & Gupta). Same final filters, same fine-tuning budget.",
-    )
-    schedule = shape if shape == "one-shot" else f"{shape}:{epochs}"
+    schedule = widgets.schedule_select(epochs)
 lock_col, pin_col, clear_col, mask_col = st.columns([3, 2, 2, 2])  # at 1280 px a fifth column cut its label
 with mask_col:
     show_mask = widgets.kept(

@@ -1,6 +1,10 @@
-"""The Layer sensitivity page through Streamlit's AppTest, on the shipped default (real runs, no mocks)."""
+"""The Layer sensitivity page (its MACs budget too) and the schedule on Prune & recover and Random vs criterion,
+through Streamlit's AppTest on the shipped default (real runs, no mocks)."""
 
+import pytest
 from test_app import charts, open_page, run_until_done, stop_jobs, values  # noqa: F401 (a fixture)
+
+from plasticity.store import RunStore
 
 PAGE = "pages/sensitivity.py"
 
@@ -67,3 +71,17 @@ def test_the_budget_comparison_runs_from_its_button_and_draws_the_four_allocatio
     for name, trace in tuned.items():
         assert values(trace.x) == [50]
         assert abs(values(trace.y)[0] - table.loc[table["allocation"] == name, "acc_final"].mean() * 100) < 1e-6
+
+
+def test_random_vs_criterion_runs_every_cell_with_the_picked_schedule(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
+    at = open_page("pages/compare.py", criteria=["l1"], ratios=["60"], seeds="1", finetune_epochs="2", schedule="agp")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="schedule").value == "agp"
+    at.button(key="run_missing").click().run()
+    run_until_done(at, "compare_job", timeout=300)
+    assert not at.exception and not at.error
+    assert (at.dataframe[0].value["status"] == "done").all()
+    (run,) = RunStore(tmp_path).runs(kind="prune")
+    assert run.config["schedule"] == "agp:2"
+    assert [step["ratio"] for step in run.result["steps"]] == pytest.approx([0.6 * (1 - 0.5**3), 0.6], abs=0.02)

@@ -207,6 +207,21 @@ def finetune_epochs_slider() -> int:
     )
 
 
+def schedule_select(epochs: int) -> str:
+    """One-shot, or one cut per fine-tuning epoch in equal steps (iterative) or most of it first (AGP), as
+    the schedule's name (`iterative:3`)."""
+    shape = kept(
+        st.selectbox,
+        "Schedule",
+        ["one-shot", "iterative", "agp"],
+        key="schedule",
+        default={"index": 0},
+        help="Reach the ratio in one cut, or in one cut per fine-tuning epoch: in equal steps (iterative) or "
+        "most of it first (AGP, Zhu & Gupta). Same final filters, same fine-tuning budget.",
+    )
+    return shape if shape == "one-shot" else f"{shape}:{epochs}"
+
+
 def ratios_select(key: str, default: list[int]) -> list[float]:
     """Several pruning ratios, picked as percentages in 5% steps; sorted fractions ([] when none)."""
     percents = kept(st.multiselect, "Filters pruned (%)", list(range(5, 100, 5)), key=key, default={"default": default})

@@ -17,7 +17,8 @@ st.caption(
     "Every criterion prunes the same base at every ratio, once per seed (the seed drives random pruning "
     "and fine-tuning). Lines are the mean over seeds, bands span the lowest to the highest seed."
 )
-criteria_col, ratios_col, seeds_col, epochs_col, schedule_col = st.columns([3, 3, 1, 2, 2])
+criteria_col, ratios_col = st.columns(2)
+seeds_col, epochs_col, schedule_col, _ = st.columns([1, 2, 2, 2])  # at 1280 px five in a row cut the labels
 with criteria_col:
     criteria = widgets.criteria_select(base, "criteria", ["random", "l1"])
 with ratios_col:

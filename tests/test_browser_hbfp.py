@@ -1,6 +1,7 @@
 """The History-based pruning page in headless Chromium: two rounds run, then one is stepped through.
 
-The screenshot lands in tests/artifacts/hbfp.png (git-ignored); README's copy is assets/screenshots/hbfp.png.
+The screenshot lands in tests/artifacts/hbfp.png (git-ignored); docs/dashboard.md shows it as
+assets/screenshots/hbfp.png.
 """
 
 import pytest

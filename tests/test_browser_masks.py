@@ -1,6 +1,7 @@
 """The Random masks page in headless Chromium: N masks scored, the best retrained beside a median one.
 
-The screenshot lands in tests/artifacts/masks.png (git-ignored); README's copy is assets/screenshots/masks.png.
+The screenshot lands in tests/artifacts/masks.png (git-ignored); docs/dashboard.md shows
+scripts/screenshots.py's masks-1280.png.
 """
 
 import pytest

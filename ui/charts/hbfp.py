@@ -153,7 +153,7 @@ def hbfp_rounds_chart(table: pd.DataFrame, base_accuracy: float, lost: float = 0
         )
     fig.update_xaxes(title="MACs removed so far (%)", range=[-2, 100])
     fig.update_yaxes(title="test accuracy (%)")
-    return layout(fig, "Rounds: accuracy against the MACs removed", height=460)
+    return layout(fig, "Rounds: accuracy against the MACs removed", height=500, legend_below=True)
 
 
 # --- Class subsets and pre-training (pages/studies.py) ----------------------------------------------------

@@ -13,6 +13,7 @@ from ui import jobs, widgets
 from ui.charts import prune as charts
 from ui.export import download_buttons
 from ui.plain import plain
+from ui.ratios_section import ratios_section
 
 PINNED = "pinned_runs"  # the session's pinned recovery curves: label -> run key
 
@@ -163,3 +164,4 @@ def show_results(state: JobState | None) -> None:
 
 
 jobs.follow(job, show_results)
+ratios_section(base, criterion, epochs, schedule, store, device)

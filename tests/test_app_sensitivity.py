@@ -85,3 +85,26 @@ def test_random_vs_criterion_runs_every_cell_with_the_picked_schedule(tmp_path, 
     (run,) = RunStore(tmp_path).runs(kind="prune")
     assert run.config["schedule"] == "agp:2"
     assert [step["ratio"] for step in run.result["steps"]] == pytest.approx([0.6 * (1 - 0.5**3), 0.6], abs=0.02)
+
+
+def test_several_ratios_recovery_curves_share_fixed_axes_whatever_the_ratios(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLASTICITY_HOME", str(tmp_path))
+    at = open_page("pages/prune.py", overlay_ratios=["30", "90"], finetune_epochs="1", ratio="30")
+    run_until_done(at, "prune_job", timeout=300)  # the slider's own runs: l1 and random at 30%
+    assert at.button(key="run_ratios").label == "Run the 2 missing runs"  # 30% is the slider's, read from the store
+    at.button(key="run_ratios").click().run()
+    run_until_done(at, "ratios_job", timeout=300)
+    assert not at.exception and not at.error
+    title = "Recovery at several ratios (random dashed)"
+    both = charts(at)[title]
+    curves = {trace.name: trace for trace in both.data if trace.mode == "lines+markers"}
+    assert set(curves) == {"l1 at 30%", "random at 30%", "l1 at 90%", "random at 90%"}
+    assert curves["l1 at 30%"].line.color == curves["random at 30%"].line.color != curves["l1 at 90%"].line.color
+    assert curves["random at 90%"].line.dash == "dash"
+
+    at.multiselect(key="overlay_ratios").set_value([30]).run()
+    one = charts(at)[title]
+    assert {trace.name for trace in one.data if trace.mode == "lines+markers"} == {"l1 at 30%", "random at 30%"}
+    for axis in ("xaxis", "yaxis"):
+        assert list(one.layout[axis].range) == list(both.layout[axis].range)
+    assert list(one.layout.yaxis.range) == [0, 100.5]

@@ -1,11 +1,12 @@
-"""Charts of the Prune & recover page: the recovery curves and the filters kept per layer."""
+"""Charts of the Prune & recover page: the recovery curves, the filters kept per layer, and several ratios' curves."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
-from ui.charts.style import BASE_COLOR, color_for, layout
+from ui.charts.style import BASE_COLOR, RANDOM, color_for, layout
 
 
 def recovery_chart(
@@ -90,3 +91,32 @@ def channels_chart(table: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title="conv layer")
     fig.update_yaxes(title="filters")
     return layout(fig, "Filters kept per layer", height=440, legend_below=True)
+
+
+RATIOS_Y_RANGE = (0.0, 100.5)  # percent: the same for any set of ratios
+
+
+def ratios_chart(table: pd.DataFrame, base_accuracy: float, epochs: int) -> go.Figure:
+    """Recovery curves of several ratios on one chart: one colour per ratio from one colour scale (the same
+    ratio, the same colour on every chart), random dashed beside the criterion. `table` is a
+    `recovery_table` with `ratio` and `criterion` columns. The axes are fixed whatever the ratios (0 to
+    100%, epoch 0 to `epochs`), so that two such charts put side by side read alike."""
+    fig = go.Figure()
+    for (ratio, criterion), run in table.groupby(["ratio", "criterion"], sort=True):
+        color = sample_colorscale("Viridis", ratio * 0.85)[0]  # darker for fewer filters left; not the pale end
+        name = f"{criterion} at {ratio:.0%}"
+        dash = "dash" if criterion == RANDOM else "solid"
+        fig.add_trace(_curve(run, name, [name], {"width": 3, "dash": dash, "color": color}, 9))
+    fig.add_trace(
+        go.Scatter(
+            x=[-0.2, epochs + 0.2],
+            y=[base_accuracy * 100] * 2,
+            mode="lines",
+            name=f"before pruning {base_accuracy:.1%}",
+            line={"color": BASE_COLOR, "dash": "dash", "width": 2},
+            hoverinfo="skip",
+        )
+    )
+    fig.update_xaxes(title="fine-tuning epoch (0 = just pruned)", range=[-0.2, epochs + 0.2], dtick=1)
+    fig.update_yaxes(title="test accuracy (%)", range=list(RATIOS_Y_RANGE))
+    return layout(fig, "Recovery at several ratios (random dashed)", height=460, legend_below=True)

@@ -6,13 +6,16 @@ The offline sets (`mnist-5k`, `digits`) come from packages that ship them. The t
 missing. `folder:PATH` is a folder of images in class sub-folders. A name may carry options after
 `?` (`cifar10?augment=crop-flip`, `folder:~/photos?size=64,channels=3`); they are part of the name,
 so of every run's key. Images are kept as uint8 (N, C, H, W) on the training device and normalised
-per batch, so a whole data set costs one byte a pixel and no DataLoader runs.
+per batch, so a whole data set costs one byte a pixel and no DataLoader runs. A folder of images larger
+than `stream_above_bytes()` decoded is not held: its splits keep the files' paths (`ImageFiles`) and
+`batches` decodes them in a DataLoader's workers, in the order the in-memory path would use.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import pickle
 import struct
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.utils.data
 from torch.nn import functional as nn_functional
 
 from plasticity.errors import DatasetUnavailableError, InvalidConfigError
@@ -34,7 +38,7 @@ SPLIT_SEED = 20240101  # the splits are part of a data set's identity: never der
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor  # uint8, (N, C, H, W)
+    images: torch.Tensor | ImageFiles  # uint8, (N, C, H, W); ImageFiles when the set streams
     labels: torch.Tensor  # int64, (N,)
 
     def __len__(self) -> int:
@@ -44,7 +48,12 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
     def subset(self, mask: torch.Tensor) -> Split:
-        return Split(self.images[mask], self.labels[mask])
+        images = self.images.take(mask) if isinstance(self.images, ImageFiles) else self.images[mask]
+        return Split(images, self.labels[mask])
+
+    @property
+    def streams(self) -> bool:
+        return isinstance(self.images, ImageFiles)
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,14 @@ def batches(
         order = None
     else:
         order = torch.randperm(n, generator=generator).to(split.labels.device)
+    if isinstance(split.images, ImageFiles):  # the same batches, decoded from files by workers
+        chunks = [
+            torch.arange(start, min(n, start + batch_size)) if order is None else order[start : start + batch_size]
+            for start in range(0, n, batch_size)
+        ]
+        labels = (split.labels[chunk.to(split.labels.device)] for chunk in chunks)
+        yield from zip(split.images.stream(chunks), labels)
+        return
     for start in range(0, n, batch_size):
         if order is None:
             yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
@@ -244,6 +261,12 @@ def load_dataset(name: str, device: torch.device | str = "cpu", root: Path | Non
 def _build(name: str, arrays: dict, device: torch.device | str, augment: str = "") -> Dataset:
     """Turn {images, labels} (one pool) or {train_*, test_*} arrays into a Dataset with a val split."""
     rng = np.random.default_rng(SPLIT_SEED)
+    if "files" in arrays:  # one pool of image files, streamed: the same split, paths instead of pixels
+        indices = _stratified_split(arrays["labels"], (0.80, 0.05, 0.15), rng)
+        splits = [
+            Split(arrays["files"].take(i), torch.from_numpy(arrays["labels"][i].astype(np.int64))) for i in indices
+        ]
+        return _dataset(name, splits, augment, device, exact_stats=True)
     if "images" in arrays:  # one pool: stratified 80 / 5 / 15 split
         train_idx, val_idx, test_idx = _stratified_split(arrays["labels"], (0.80, 0.05, 0.15), rng)
         images, labels = arrays["images"], arrays["labels"]
@@ -257,11 +280,39 @@ def _build(name: str, arrays: dict, device: torch.device | str, augment: str = "
             (arrays["test_images"], arrays["test_labels"]),
         ]
     splits = [Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))) for x, y in parts]
-    train_float = splits[0].images.float() / 255.0
-    mean = tuple(train_float.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(train_float.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    return _dataset(name, splits, augment, device, exact_stats=bool(arrays.get("from_files")))
+
+
+def _dataset(name: str, splits: list[Split], augment: str, device: torch.device | str, exact_stats: bool) -> Dataset:
+    if exact_stats:  # image files, held or streamed: statistics that do not depend on how they were summed
+        mean, std = _exact_channel_stats(batches(splits[0], STATS_BATCH))
+    else:
+        train_float = splits[0].images.float() / 255.0
+        mean = tuple(train_float.mean(dim=(0, 2, 3)).tolist())
+        std = tuple(train_float.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
     num_classes = int(max(int(s.labels.max()) for s in splits if len(s)) + 1)
     return Dataset(name, *splits, num_classes=num_classes, mean=mean, std=std, augment=augment).to(device)
+
+
+STATS_BATCH = 4096
+
+
+def _exact_channel_stats(
+    chunks: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (unbiased) standard deviation of uint8 images scaled to [0, 1], from integer sums:
+    exact, so a streamed set and the same set held in memory are normalised identically."""
+    total = squares = None
+    count = 0
+    for images, _ in chunks:
+        wide = images.to("cpu", torch.int64).transpose(0, 1).reshape(images.shape[1], -1)
+        sums, sq = wide.sum(1).tolist(), (wide * wide).sum(1).tolist()
+        total = sums if total is None else [a + b for a, b in zip(total, sums)]
+        squares = sq if squares is None else [a + b for a, b in zip(squares, sq)]
+        count += wide.shape[1]
+    mean = tuple(t / count / 255.0 for t in total)
+    variance = [(count * q - t * t) / (count * (count - 1)) / 255.0**2 for t, q in zip(total, squares)]
+    return mean, tuple(max(math.sqrt(v), 1e-3) for v in variance)
 
 
 def _stratified_split(labels: np.ndarray, fractions: tuple[float, float, float], rng: np.random.Generator):
@@ -338,10 +389,13 @@ def _folder(source: Source) -> dict:
 def read_image_folder(path: Path, source: Source, exclude: Iterable[str] = ()) -> dict:
     """{images, labels} of every image under `path`'s class folders, at one square size and channel count:
     those of the files when they all agree, else the `size`/`channels` options (shorter side resized, centre
-    cropped). Decoded once, then cached under `data_dir()` by the files' names, sizes and times."""
-    from PIL import Image, UnidentifiedImageError
-
+    cropped). Decoded once, then cached under `data_dir()` by the files' names, sizes and times; or, when
+    the decoded images would take more than `stream_above_bytes()`, {files, labels} to stream."""
     files, labels = _image_files(path, set(exclude))
+    pool = _image_files_shape(path, files, source)
+    label_array = np.asarray(labels, dtype=np.int64)
+    if pool.nbytes > stream_above_bytes():
+        return {"files": pool, "labels": label_array, "from_files": True}
     fingerprint = hashlib.sha1(repr((str(path), source.size, source.channels)).encode())
     for file in files:
         stat = file.stat()
@@ -349,25 +403,126 @@ def read_image_folder(path: Path, source: Source, exclude: Iterable[str] = ()) -
     cache = source.root / "folders" / f"{fingerprint.hexdigest()[:20]}.npz"
     if cache.exists():
         with np.load(cache) as arrays:
-            return {"images": arrays["images"], "labels": arrays["labels"]}
-    try:
-        opened = [Image.open(file) for file in files]
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidConfigError(f"cannot read an image in {path}: {exc}") from None
-    channels = source.channels or (1 if all(im.mode in GREY_MODES for im in opened) else 3)
-    size = source.size or _common_square_size(path, opened)
-    images = np.empty((len(files), channels, size, size), dtype=np.uint8)
-    for i, (file, image) in enumerate(zip(files, opened)):
+            return {"images": arrays["images"], "labels": arrays["labels"], "from_files": True}
+    images = np.empty(pool.shape, dtype=np.uint8)
+    for i in range(len(pool)):
+        images[i] = pool.decode(i)
+    _save_npz_atomic(cache, images=images, labels=label_array)
+    return {"images": images, "labels": label_array, "from_files": True}
+
+
+STREAM_ABOVE_BYTES = 4 * 2**30  # decoded uint8 pixels; $PLASTICITY_STREAM_ABOVE overrides it
+
+
+def stream_above_bytes() -> int:
+    """A folder whose decoded images take more bytes than this streams from its files (0: always)."""
+    text = os.environ.get("PLASTICITY_STREAM_ABOVE", "").strip()
+    if not text:
+        return STREAM_ABOVE_BYTES
+    if not text.isdigit():
+        raise InvalidConfigError(f"PLASTICITY_STREAM_ABOVE is a number of bytes (0 streams every folder); got {text!r}")
+    return int(text)
+
+
+def _image_files_shape(path: Path, files: list[Path], source: Source) -> ImageFiles:
+    """The files with the channel count and square size they are decoded to, read from their headers."""
+    from PIL import Image, UnidentifiedImageError
+
+    modes, sizes = set(), set()
+    for file in files:
         try:
-            pixels = _square(image.convert("L" if channels == 1 else "RGB"), size)
+            with Image.open(file) as image:
+                modes.add(image.mode)
+                sizes.add(image.size)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InvalidConfigError(f"cannot read an image in {path}: {exc}") from None
+    channels = source.channels or (1 if modes <= GREY_MODES else 3)
+    size = source.size or _common_square_size(path, sizes)
+    return ImageFiles(np.asarray([str(f) for f in files], dtype=object), channels, size)
+
+
+def stream_workers() -> int:
+    """DataLoader workers: one core left to the training loop, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
+
+
+@dataclass(frozen=True, eq=False)
+class ImageFiles:
+    """A split's images as files, decoded when asked: indexed like the (N, C, H, W) uint8 tensor it stands
+    for (`images[:8]`, `images[i, 0]` decode just those), `take` keeps a subset of the paths, and `stream`
+    gives batches decoded by a DataLoader's workers (pinned memory when the device is CUDA)."""
+
+    files: np.ndarray  # str paths, dtype object
+    channels: int
+    size: int
+    device: torch.device = torch.device("cpu")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.files), self.channels, self.size, self.size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape))
+
+    def to(self, device: torch.device | str) -> ImageFiles:
+        return replace(self, device=torch.device(device))
+
+    def take(self, index: torch.Tensor | np.ndarray | slice) -> ImageFiles:
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        return replace(self, files=self.files[index])
+
+    def decode(self, i: int) -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(self.files[i]) as image:
+                pixels = _square(image.convert("L" if self.channels == 1 else "RGB"), self.size)
         except OSError as exc:
-            raise InvalidConfigError(f"cannot read the image {file}: {exc}") from None
-        finally:
-            image.close()
-        images[i] = pixels.reshape(size, size, channels).transpose(2, 0, 1)
-    arrays = {"images": images, "labels": np.asarray(labels, dtype=np.int64)}
-    _save_npz_atomic(cache, **arrays)
-    return arrays
+            raise InvalidConfigError(f"cannot read the image {self.files[i]}: {exc}") from None
+        return pixels.reshape(self.size, self.size, self.channels).transpose(2, 0, 1)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, (int, np.integer)) or (isinstance(first, torch.Tensor) and first.dim() == 0):
+            return torch.from_numpy(np.ascontiguousarray(self.decode(int(first))))[rest].to(self.device)
+        chosen = self.take(first)
+        stacked = (
+            np.stack([chosen.decode(i) for i in range(len(chosen))])
+            if len(chosen)
+            else np.empty((0, *self.shape[1:]), np.uint8)
+        )
+        return torch.from_numpy(stacked)[(slice(None), *rest)].to(self.device)
+
+    def stream(self, chunks: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The images of each chunk of indices, in order, decoded by worker processes."""
+        cuda = self.device.type == "cuda"
+        loader = torch.utils.data.DataLoader(
+            _Decoder(self),
+            batch_sampler=[chunk.tolist() for chunk in chunks],
+            num_workers=stream_workers(),
+            pin_memory=cuda,
+        )
+        for images in loader:
+            yield images.to(self.device, non_blocking=cuda)
+
+
+class _Decoder(torch.utils.data.Dataset):
+    """One decoded image (C, H, W uint8, on the CPU) per index: what the DataLoader's workers run."""
+
+    def __init__(self, files: ImageFiles):
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.files.decode(i)))
 
 
 def _image_files(path: Path, exclude: set[str]) -> tuple[list[Path], list[int]]:
@@ -386,11 +541,10 @@ def _image_files(path: Path, exclude: set[str]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def _common_square_size(path: Path, images: list) -> int:
-    sizes = {image.size for image in images}
-    if len(sizes) == 1 and (only := sizes.pop())[0] == only[1]:
+def _common_square_size(path: Path, sizes: set[tuple[int, int]]) -> int:
+    if len(sizes) == 1 and (only := next(iter(sizes)))[0] == only[1]:
         return only[0]
-    shown = ", ".join(f"{w}x{h}" for w, h in sorted({image.size for image in images})[:3])
+    shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
     raise InvalidConfigError(
         f"the images in {path} are not all one square size ({shown}...); choose one, like folder:{path}?size=64"
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from plasticity.data import Dataset, stream_workers, load_dataset
+from plasticity.data import Dataset, load_dataset, stream_workers
 from plasticity.models import ModelSpec, create_model
 from plasticity.train import Trainer, accuracy
 

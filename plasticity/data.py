@@ -485,12 +485,13 @@ class ImageFiles:
                 pixels = _square(image.convert("L" if self.channels == 1 else "RGB"), self.size)
         except OSError as exc:
             raise InvalidConfigError(f"cannot read the image {self.files[i]}: {exc}") from None
-        return pixels.reshape(self.size, self.size, self.channels).transpose(2, 0, 1)
+        # a C-contiguous copy: PIL's array is read-only, and torch wants to own writable memory
+        return pixels.reshape(self.size, self.size, self.channels).transpose(2, 0, 1).copy()
 
     def __getitem__(self, key) -> torch.Tensor:
         first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         if isinstance(first, (int, np.integer)) or (isinstance(first, torch.Tensor) and first.dim() == 0):
-            return torch.from_numpy(np.ascontiguousarray(self.decode(int(first))))[rest].to(self.device)
+            return torch.from_numpy(self.decode(int(first)))[rest].to(self.device)
         chosen = self.take(first)
         stacked = (
             np.stack([chosen.decode(i) for i in range(len(chosen))])
@@ -522,7 +523,7 @@ class _Decoder(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.files.decode(i)))
+        return torch.from_numpy(self.files.decode(i))
 
 
 def _image_files(path: Path, exclude: set[str]) -> tuple[list[Path], list[int]]:

@@ -28,5 +28,11 @@ def test_detection_and_segmentation(page, app_url, tmp_path):
     assert "mean IoU while fine-tuning" in text and "random: just pruned" in text
     assert "l1: images per second" in text and "What each network finds on the first test tiles" in text
     recovery = page.locator(".js-plotly-plot", has_text="while fine-tuning")
+    # The live view's last charts are taken down a moment after the final run's: wait for the one left.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(p => p.textContent.includes('while fine-tuning')).length === 1",
+        timeout=30_000,
+    )
     assert recovery.locator(".scatterlayer .trace").count() == 2  # random and the criterion
     shoot(page, "scenes")

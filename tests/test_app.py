@@ -34,7 +34,7 @@ def run_until_done(at: AppTest, name: str, timeout: float = 90) -> AppTest:
     job = job_of(at, name)
     assert job is not None, f"the page started no {name}"
     deadline = time.monotonic() + timeout
-    while not job.wait(0.3):
+    while not job.wait(1.0):
         at.run()
         assert not at.exception
         assert time.monotonic() < deadline, f"{name} still running after {timeout} s"

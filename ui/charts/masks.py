@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ui.charts.style import BASE_COLOR, color_for, layout
@@ -56,11 +57,12 @@ def mask_layer_image(layer: str, image: list[list[bool]], kernel: tuple[int, int
     stays readable instead of blurring into a moire."""
     kh, kw = kernel
     rows, cols = len(image), len(image[0]) if image else 0
-    where = [[[c // kw, r // kh] for c in range(cols)] for r in range(rows)]
+    # Arrays, not nested lists: plotly validates and sends them as typed arrays, a list of lists element by element.
+    down, across = np.meshgrid(np.arange(rows) // kh, np.arange(cols) // kw, indexing="ij")
     fig = go.Figure(
         go.Heatmap(
-            z=[[1 if kept else 0 for kept in row] for row in image],
-            customdata=where,
+            z=np.asarray(image, dtype=np.uint8).reshape(rows, cols),
+            customdata=np.stack([across, down], axis=-1),
             colorscale=[[0.0, "#eeeeee"], [1.0, "#1f5fbf"]],
             zmin=0,
             zmax=1,
@@ -70,11 +72,17 @@ def mask_layer_image(layer: str, image: list[list[bool]], kernel: tuple[int, int
     )
     fig.update_xaxes(title=f"output filters ({cols // kw}), {kh}x{kw} kernel each", showticklabels=False)
     fig.update_yaxes(title=f"inputs ({rows // kh})", showticklabels=False, autorange="reversed")
+    # The gaps as one list of shapes: add_vline/add_hline revalidate every shape so far, seconds for conv2.
     gap = {"color": "white", "width": 1.5}
-    for c in range(kw, cols, kw):
-        fig.add_vline(x=c - 0.5, line=gap)
-    for r in range(kh, rows, kh):
-        fig.add_hline(y=r - 0.5, line=gap)
+    vertical = [
+        {"type": "line", "xref": "x", "yref": "paper", "x0": c - 0.5, "x1": c - 0.5, "y0": 0, "y1": 1}
+        for c in range(kw, cols, kw)
+    ]
+    horizontal = [
+        {"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": r - 0.5, "y1": r - 0.5}
+        for r in range(kh, rows, kh)
+    ]
+    fig.update_layout(shapes=[{**shape, "line": gap} for shape in vertical + horizontal])
     height = 110 + int(min(360, max(40, 420 * rows / max(1, cols))))  # near-square tiles in a half-page column
     fig = layout(fig, f"{layer}: {sparsity:.0%} of its weights removed", height=height)
     fig.update_layout(margin={"l": 60, "r": 20, "t": 50, "b": 50})

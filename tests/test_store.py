@@ -47,6 +47,27 @@ def test_two_writers_at_once(store):
     assert len(store.runs(status="done")) == 50
 
 
+def test_many_runs_are_read_in_one_call_as_one_at_a_time_reads_them(store):
+    keys = [f"k{i}" for i in range(1203)]  # more than one statement's worth
+    for i, key in enumerate(keys[:1100]):
+        store.start(key, "prune", {"i": i})
+        if i % 2:
+            store.finish(key, {"i": i})
+    found = store.get_many([*keys, "k0"])
+    assert set(found) == set(keys[:1100])
+    assert all(found[key] == store.get(key) for key in keys[:1100:97])
+    assert store.get_many([]) == {}
+
+
+def test_a_store_another_process_is_creating_reads_as_empty_until_its_tables_are_there(tmp_path):
+    store = RunStore(tmp_path)
+    with sqlite3.connect(store.path) as conn:  # the file exists, its tables not yet (as while another creates it)
+        conn.execute("PRAGMA journal_mode=WAL")
+    assert store.runs() == [] and store.get("k") is None and store.history("k") is None
+    store.start("k", "prune", {})
+    assert [run.key for run in store.runs()] == ["k"]
+
+
 def test_compare_resumes_without_redoing_finished_runs(store, default_base):
     calls = iter([False, False, True])  # stop before the third run, as an interrupted process would
     first = Comparison(TrainConfig(), ["random", "l1"], [0.5], [0], finetune_epochs=1).run(

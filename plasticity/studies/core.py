@@ -90,7 +90,8 @@ class Study:
 
     def missing(self, store: RunStore) -> int:
         """How many planned runs the store does not hold done."""
-        return sum(1 for planned in self.plan() if not store.done(planned.config.key))
+        runs = store.get_many(self.keys())
+        return sum(1 for key in self.keys() if key not in runs or not runs[key].done)
 
     def missing_bases(self, store: RunStore) -> int:
         """How many bases of the plan (the source ones of pre-training included) the store does not hold."""
@@ -99,9 +100,10 @@ class Study:
 
     def table(self, store: RunStore) -> pd.DataFrame:
         """One row per planned run, read from the store; runs not done yet have no numbers."""
-        rows = []
-        for planned in self.plan():
-            run = store.get(planned.config.key)
+        rows, plan = [], self.plan()
+        runs = store.get_many(planned.config.key for planned in plan)
+        for planned in plan:
+            run = runs.get(planned.config.key)
             row = self.identity(planned)
             if run is not None and run.done:
                 full = self.row(planned, run.result)

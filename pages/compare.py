@@ -76,7 +76,7 @@ def show_comparison(state: JobState | None) -> None:
             "latency_under_load": st.column_config.CheckboxColumn("latency under load"),
         },
     )
-    if table["latency_under_load"].fillna(False).astype(bool).any():
+    if table["latency_under_load"].astype("boolean").fillna(False).any():
         st.caption(
             "A ticked latency was measured under load (its repeats spread by more than 15%, other work sharing "
             "the cores): it does not compare with the others."

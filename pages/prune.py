@@ -68,15 +68,21 @@ if fresh:
         # pruned accuracies rather than the next refresh of the live view.
         job.wait_for(lambda state: all(name in state.results for name in runs), timeout=widgets.PROMPT_SECONDS)
 
-if job is None or job.snapshot().done:
-    # The view is complete: prune the slider's neighbouring positions ahead, in the background, so a
-    # step of the slider shows its pruned accuracies at once (runs stay in memory until asked for).
+
+def prepare_next_steps() -> None:
+    """Once the pruned accuracies are on screen, prune the slider's neighbouring positions ahead, in the
+    background, so a step of the slider shows its pruned accuracies at once (the runs stay in memory until
+    asked for). Not waiting for the fine-tuning: in a busy class it waits its turn, and a student moves on."""
     percent = round(ratio * 100)
     steps = [(percent + step) / 100 for step in (5, -5) if 0 <= percent + step <= 95]
     neighbours = [replace(run, ratio=near) for near in steps for run in runs.values()]
     prepared_for = tuple(run.key for run in neighbours)
     if st.session_state.get("prepare_job", ((), None))[0] != prepared_for:
         st.session_state["prepare_job"] = (prepared_for, jobs.start("Preparing", prepare_work(neighbours, store, base)))
+
+
+if job is None or all(name in job.snapshot().results for name in runs):
+    prepare_next_steps()
 
 
 def pin(runs: dict[str, PruneConfig]) -> None:
@@ -124,6 +130,8 @@ def show_results(state: JobState | None) -> None:
     shown = {name: results[name] for name in runs if name in results}
     if not shown:
         return
+    if len(shown) == len(runs):
+        prepare_next_steps()  # the first live redraw that has every pruned accuracy
     curve_col, bars_col = st.columns([3, 2])
     points = tuple((name, result["key"], len(result["curve"])) for name, result in shown.items())  # what is drawn
     pinned = pinned_curves()
@@ -153,7 +161,11 @@ def show_results(state: JobState | None) -> None:
             "those figures are left out, since they would not compare."
         )
     nonzero = widgets.memo("base-nonzero", base.config.key, lambda: count_nonzero(base.model))
-    st.dataframe(widgets.formatted_costs(cost_table(shown, nonzero)), key="costs")
+    measured = tuple(
+        (r["key"], r["acc_final"], r.get("latency_ms_pruned"), r.get("latency_under_load")) for r in shown.values()
+    )
+    costs = widgets.memo("costs", (measured, nonzero), lambda: widgets.formatted_costs(cost_table(shown, nonzero)))
+    st.dataframe(costs, key="costs")
     if state is None or not state.running:
         download_buttons({name: result["key"] for name, result in shown.items()}, store)
     if show_mask:

@@ -467,14 +467,16 @@ def train_work(config: TrainConfig, store: RunStore, device: torch.device | str)
 # Runs begun ahead of time by `prepare_work`, by config key: the newest few, in memory only.
 _PREPARED: OrderedDict[str, Started] = OrderedDict()
 _PREPARED_LOCK = threading.Lock()
-PREPARED_RUNS = 8
+PREPARED_RUNS = 48  # a class of a dozen students, each with the four runs one slider step either side
 
 
 def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
     """Work that does the quick part of `configs` ahead of time, kept in memory, not in the store: a
     later `runs_work` for one of them takes it over at once. The dashboard prepares the ratios one slider
     step either side of the view, so stepping the slider shows the pruned accuracy without waiting.
-    It is guesswork, so it waits for its session's turn like long work."""
+    Each run is a short piece of work (a fraction of a second) computed in the scheduler's `soon` turn: after
+    interactive work, before long work, so that a class's fine-tuning queued before it does not keep a
+    student's next step from being ready."""
 
     def work(job: Job) -> None:
         for config in configs:
@@ -483,7 +485,7 @@ def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
                 ready = config.key in _PREPARED
             if ready or store.done(config.key) or not config.preparable(base):
                 continue
-            with SCHEDULER.long(job, job.check):
+            with SCHEDULER.soon(job, job.check), _all_cores():
                 run = config.prepare(base)
             with _PREPARED_LOCK:
                 _PREPARED[config.key] = run
@@ -508,6 +510,9 @@ class StopCheck(Callback):
         self.check = flight.check(job) if flight is not None else job.check
 
     def on_train_batch_end(self, trainer: Trainer, loss: float) -> None:
+        self.on_pause_point()
+
+    def on_pause_point(self) -> None:
         self.check()
         SCHEDULER.pause(self.job, self.check)
 

@@ -2,7 +2,8 @@
 
 Two threads each driving torch's OpenMP team oversubscribe the cores and both run many times slower
 than one after the other, so one job computes at a time. Interactive work (pruning and evaluating the
-runs of a new view) takes the turn from long work at the long work's next training step; long work
+runs of a new view) takes the turn from long work at the long work's next training step; then work done
+ahead for a view (the runs one slider step away), in short pieces; long work
 (fine-tuning, studies, training a base) waits in a queue served round robin by session, and the job
 computing gives its turn up at a step once its time slice is over and another session waits. A waiting
 job is told what it waits for ("2 runs ahead of yours, about 20 s").
@@ -42,6 +43,7 @@ class Scheduler:
         self._holding_long = False  # whether the holder computes long work (only that gives its turn up)
         self._since = 0.0  # when the holder took its turn
         self._interactive = 0  # interactive work waiting for the turn
+        self._soon = 0  # work done ahead (the slider's next steps) waiting for the turn
         self._queue: OrderedDict[str, deque[Turn]] = OrderedDict()  # session -> its waiting long work, in turn order
         self._held: dict[int, float] = {}  # seconds of compute per job (by id) since its last finished run
         self._run_seconds: deque[float] = deque(maxlen=20)  # compute seconds of the last finished runs
@@ -64,6 +66,25 @@ class Scheduler:
             self._release(job)
 
     @contextmanager
+    def soon(self, job: Turn, check: Callable[[], None]) -> Iterator[None]:
+        """Compute a short piece of work done ahead for a view (the runs one slider step away): after
+        interactive work, before long work, which gives the turn up to it at its next step."""
+        with self._changed:
+            self._soon += 1
+            try:
+                while not self._changed.wait_for(
+                    lambda: self._holder is None and not self._interactive, WAIT_REFRESH_SECONDS
+                ):
+                    check()
+            finally:
+                self._soon -= 1
+            self._take(job, long=False)
+        try:
+            yield
+        finally:
+            self._release(job)
+
+    @contextmanager
     def long(self, job: Turn, check: Callable[[], None]) -> Iterator[None]:
         """Compute in this session's turn. `check` raises when the job should stop waiting (it was stopped)."""
         self._wait_turn(job, check, first=False)
@@ -78,7 +99,7 @@ class Scheduler:
             if self._holder is not job or not self._holding_long:
                 return  # not computing long work in a turn (interactive work, the CLI, a test calling the work)
             sliced = time.monotonic() - self._since > self.quantum
-            if not (self._interactive or (sliced and self._other_sessions_wait(job))):
+            if not (self._interactive or self._soon or (sliced and self._other_sessions_wait(job))):
                 return
             self._give_up(job)
         self._wait_turn(job, check, first=True)
@@ -97,7 +118,9 @@ class Scheduler:
     def others_waiting(self, job: Turn) -> bool:
         """Whether any other work waits for the turn (a measurement taken now would be under load)."""
         with self._changed:
-            return bool(self._interactive) or any(other is not job for queue in self._queue.values() for other in queue)
+            return bool(self._interactive or self._soon) or any(
+                other is not job for queue in self._queue.values() for other in queue
+            )
 
     def _wait_turn(self, job: Turn, check: Callable[[], None], first: bool) -> None:
         with self._changed:
@@ -107,7 +130,7 @@ class Scheduler:
             else:
                 queue.append(job)
             try:
-                while not (self._holder is None and not self._interactive and self._next() is job):
+                while not (self._holder is None and not self._interactive and not self._soon and self._next() is job):
                     check()
                     job.waiting(self._describe_wait(job))
                     self._changed.wait(WAIT_REFRESH_SECONDS)

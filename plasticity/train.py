@@ -99,6 +99,10 @@ class Callback:
 
     def on_train_end(self, trainer: Trainer) -> None: ...
 
+    def on_pause_point(self) -> None:
+        """Between pieces of a run's work outside the training loop (the rounds of a latency measurement): where
+        it may be stopped, or give the cores up to work that goes first."""
+
 
 class Trainer:
     """SGD with momentum over a data set held in memory, calling callbacks at named events."""

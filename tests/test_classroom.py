@@ -174,6 +174,69 @@ def test_interactive_work_takes_the_turn_at_the_next_step_of_long_work():
     assert len(steps) == 200 and paused_at[0] < 200
 
 
+def test_work_done_ahead_goes_before_long_work_and_after_interactive_work():
+    scheduler = Scheduler(quantum=60)
+    long_job, ahead, student = Waiter("class"), Waiter("ahead"), Waiter("student")
+    steps, order = [], []
+
+    def fine_tune():
+        with scheduler.long(long_job, no_stop):
+            for step in range(400):
+                steps.append(step)
+                scheduler.pause(long_job, no_stop)
+                time.sleep(0.005)
+
+    def prepare():
+        with scheduler.soon(ahead, no_stop):
+            order.append(("ahead", len(steps)))
+
+    worker = threading.Thread(target=fine_tune)
+    worker.start()
+    wait_until(lambda: len(steps) > 3)
+    with scheduler.interactive(student):  # the slider's own work holds the turn while the next steps wait
+        preparing = threading.Thread(target=prepare)
+        preparing.start()
+        wait_until(lambda: scheduler.others_waiting(student))
+        time.sleep(0.1)
+        order.append(("student", len(steps)))
+    preparing.join(10)
+    worker.join(20)
+    assert [name for name, _ in order] == ["student", "ahead"]  # interactive work first...
+    assert order[1][1] < 400  # ...then the work done ahead, before the long work it came after had ended
+
+
+def test_a_run_stopped_at_its_first_report_is_marked_failed_not_left_running(tmp_path, default_base):
+    store = RunStore(tmp_path / "home")
+    config = PruneConfig(default_base.config, "l1", 0.5, 0, 1)
+
+    def stopped(result: dict) -> None:
+        raise InterruptedError("the job was cancelled")  # what a cancelled job's pause raises
+
+    with pytest.raises(InterruptedError):
+        config.begin(store, default_base, stopped)
+    assert store.get(config.key).status == "failed"
+
+
+def test_a_latency_measurement_gives_its_job_a_pause_point_every_round():
+    from plasticity.pruning.cost import interleaved_latency
+
+    rounds = []
+    model = torch.nn.Linear(4, 2)
+    interleaved_latency({"a": model, "b": model}, torch.zeros(8, 4), repeats=5, between=lambda: rounds.append(1))
+    assert len(rounds) == 5
+
+
+def test_with_many_running_jobs_the_live_views_redraw_less_often(monkeypatch):
+    import ui.jobs
+
+    monkeypatch.setattr(ui.jobs, "running_jobs", lambda: [object()] * 2)
+    assert ui.jobs.refresh_seconds() == ui.jobs.REFRESH_SECONDS
+    monkeypatch.setattr(ui.jobs, "running_jobs", lambda: [object()] * 12)
+    assert ui.jobs.refresh_seconds() == pytest.approx(ui.jobs.REFRESH_SECONDS * 12 / ui.jobs.FULL_RATE_JOBS)
+    monkeypatch.setattr(ui.jobs, "running_jobs", lambda: [object()] * 500)
+    assert ui.jobs.refresh_seconds() == ui.jobs.MAX_REFRESH_SECONDS
+
+
 def test_interactive_work_waiting_for_its_turn_stops_when_its_job_is_stopped():
     scheduler = Scheduler()
     holder, student = Waiter("class"), Waiter("student")

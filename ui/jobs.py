@@ -20,12 +20,14 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from plasticity.errors import PlasticityError
 from plasticity.executors import RayExecutor
-from plasticity.jobs import LOCAL, ClusterExecutor, Executor, Job, JobState, Work, runs_work, start_job
+from plasticity.jobs import LOCAL, ClusterExecutor, Executor, Job, JobState, Work, running_jobs, runs_work, start_job
 from plasticity.runs import Base, RunConfig
 from plasticity.store import RunStore
 from ui.plain import plain
 
-REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often
+REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often while a few jobs run in the server...
+FULL_RATE_JOBS = 4  # ...up to this many; with more, the views share that rate
+MAX_REFRESH_SECONDS = 3.0
 RAY_ADDRESS = "PLASTICITY_RAY_ADDRESS"  # the host's: local, auto or ray://HOST:10001
 
 
@@ -89,7 +91,14 @@ def follow(job: Job | None, render: Callable[[JobState | None], None]) -> None:
         if running and state is not None and state.done:
             st.rerun()
 
-    st.fragment(view, run_every=REFRESH_SECONDS if running else None)()
+    st.fragment(view, run_every=refresh_seconds() if running else None)()
+
+
+def refresh_seconds() -> float:
+    """How often a live view is redrawn. With a room of students, every view redrawn twice a second took most
+    of the server's CPU (py-spy, ten students and two comparisons) and a student's slider waited behind the
+    redraws; so with more than a few running jobs, all views together redraw about as often as four."""
+    return min(MAX_REFRESH_SECONDS, REFRESH_SECONDS * max(1.0, len(running_jobs()) / FULL_RATE_JOBS))
 
 
 def show_waiting(job: Job, waiting: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,12 +72,17 @@ def latency_ms(model: nn.Module, inputs: torch.Tensor, repeats: int = 9) -> floa
 
 @torch.no_grad()
 def interleaved_latency(
-    models: dict[str, nn.Module], inputs: torch.Tensor, repeats: int = 9, threads: int = CORES
+    models: dict[str, nn.Module],
+    inputs: torch.Tensor,
+    repeats: int = 9,
+    threads: int = CORES,
+    between: Callable[[], None] = lambda: None,
 ) -> Latencies:
     """Every model's forward time over `inputs`, measured back to back: a warm-up each, then `repeats`
     rounds in which each model runs once, the order turning every round, so whatever else loads the
     machine meanwhile falls on all of them alike. Always at `threads` threads (the caller's count is
-    restored), so figures taken by a one-thread worker and by the page are alike."""
+    restored), so figures taken by a one-thread worker and by the page are alike. `between()` is called
+    between rounds, outside the timing (a job gives the cores up there to work that goes first)."""
     states = {name: model.training for name, model in models.items()}
     before = torch.get_num_threads()
     sync = torch.cuda.synchronize if inputs.is_cuda else (lambda: None)
@@ -88,6 +94,7 @@ def interleaved_latency(
             model.eval()
             model(inputs)  # warm-up
         for round_ in range(repeats):
+            between()
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
                 sync()
                 start = time.perf_counter()

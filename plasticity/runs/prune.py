@@ -133,7 +133,11 @@ class PrunedRun(Started):
             self.on_progress({**self.result, "curve": list(self.result["curve"])})
 
     def settle(self) -> None:
-        measure_cost(self)
+        if self.store is None:  # a run prepared ahead, out of the store
+            measure_cost(self)
+            return
+        with failing(self.config, self.store):  # a report may stop the job: the claimed row is marked failed
+            measure_cost(self)
 
     def complete(self, callbacks: list[Callback]) -> dict:
         return recover(self, self.store, callbacks=callbacks)
@@ -187,7 +191,8 @@ def prune_run(
         run = _prune(config, base, None)  # before the row: layers, classes or a ratio that do not fit fail here
     start(config, store)
     run = replace(run, on_progress=on_progress, store=store)
-    run.report()
+    with failing(config, store):  # a report may stop the job (it was cancelled): the claimed row is marked failed
+        run.report()
     return run
 
 
@@ -299,10 +304,12 @@ def _measure_cost(run: PrunedRun) -> None:
     run.result.update(macs_pruned=cost.macs, params_pruned=cost.params, nonzero_params_pruned=cost.nonzero_params)
 
 
-def latency_fields(base: nn.Module, pruned: nn.Module, inputs: torch.Tensor) -> dict:
+def latency_fields(
+    base: nn.Module, pruned: nn.Module, inputs: torch.Tensor, between: Callable[[], None] = lambda: None
+) -> dict:
     """The base's and the pruned model's latency from one interleaved measurement, as a run stores them:
     medians, interquartile ranges, threads, and whether the repeats spread as they do under load."""
-    measured = interleaved_latency({"base": base, "pruned": pruned}, inputs)
+    measured = interleaved_latency({"base": base, "pruned": pruned}, inputs, between=between)
     fields = {"latency_threads": measured.threads, "latency_under_load": measured.under_load}
     for name, latency in measured.models.items():
         fields[f"latency_ms_{name}"] = round(latency.median, 3)
@@ -338,7 +345,12 @@ def _recover(run: PrunedRun, store: RunStore, progress: bool, extra: Iterable[Ca
     # Fine-tuning changes weights, not shapes: the latency is measured now, not before the first epoch
     # (where it delayed the first point of the curve), the base's and the pruned model's in one interleaved
     # measurement (the base's own figure was measured once, whenever it was imported, under another load).
-    result.update(latency_fields(run.base.model, pruned.model, data.example_input(256)))
+
+    def between() -> None:  # the measurement's rounds are points where a job may stop or give the cores up
+        for callback in extra:
+            callback.on_pause_point()
+
+    result.update(latency_fields(run.base.model, pruned.model, data.example_input(256), between))
     run.report()
 
     structure = {}

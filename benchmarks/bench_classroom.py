@@ -23,6 +23,9 @@ library), errors shown on any page, whether both comparisons were still running 
 had its numbers, and, after the server has stopped, runs left half-written in the store (a row still
 `running`, a done row without its checkpoint file, a temporary checkpoint file).
 
+`--think S` lets the students look at their first figures for S seconds before they move (0 by default: they
+move the moment both are shown); a view prepares the runs one slider step away meanwhile.
+
 Run: .venv/bin/python benchmarks/bench_classroom.py [--students 1,5,10] [--client sessions|chromium] [--out FILE]
 `--app DIR` serves another checkout's app.py (a worktree of an older commit) with this benchmark.
 """
@@ -162,7 +165,14 @@ def half_written(home: Path) -> int:
 
 
 def one_class(
-    students: int, port: int, figures: dict[int, list[str]], stagger: float, timeout: float, client: str, app: Path
+    students: int,
+    port: int,
+    figures: dict[int, list[str]],
+    stagger: float,
+    timeout: float,
+    client: str,
+    app: Path,
+    think: float = 0.0,
 ):
     home = Path(tempfile.mkdtemp(prefix="plasticity-bench-class-"))
     url = f"http://127.0.0.1:{port}"
@@ -174,14 +184,14 @@ def one_class(
     try:
         wait_until_serving(url, server)
         if client == "sessions":
-            result = drive_sessions(url, plan, figures, stagger, timeout)
+            result = drive_sessions(url, plan, figures, stagger, timeout, think)
         else:
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
                 try:
-                    result = drive(browser, url, plan, figures, stagger, timeout)
+                    result = drive(browser, url, plan, figures, stagger, timeout, think)
                 finally:
                     browser.close()
     finally:
@@ -217,7 +227,7 @@ class Student:
             self.shown = time.perf_counter()
 
 
-def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout: float) -> dict:
+def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout: float, think: float) -> dict:
     teachers = [Session(url, "compare", query) for query in COMPARISONS]
     for teacher in teachers:
         teacher.wait(lambda s: "run_missing" in s.widgets, 180)
@@ -231,6 +241,7 @@ def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout:
         pupil.session.wait(lambda s, p=pupil: all("%" in v for v in p.pruned()), max(0.0, deadline - time.monotonic()))
         for pupil in pupils
     ]
+    time.sleep(think)  # the students look at their first numbers before they move on
     for pupil, (start, target, _), moves_now in zip(pupils, plan, ready):
         if moves_now:
             pupil.move(target, figures[start], figures[target])
@@ -261,7 +272,7 @@ def open_page(browser, url: str):
     return page
 
 
-def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout: float) -> dict:
+def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout: float, think: float) -> dict:
     teachers = [open_page(browser, f"{url}/compare?{query}") for query in COMPARISONS]
     for page in teachers:
         page.get_by_role("button", name="Run the").click()
@@ -277,6 +288,7 @@ def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout:
             ready.append(True)
         except Exception:
             ready.append(False)
+    time.sleep(think)
     for page, (start, target, key), moves_now in zip(pupils, plan, ready):
         if not moves_now:
             continue
@@ -322,6 +334,9 @@ def main() -> None:
     parser.add_argument("--students", default="1,5,10", help="class sizes, comma separated")
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between two students' key presses")
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for a student's figures")
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="seconds the students look at their first figures before moving"
+    )
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument(
         "--app", type=Path, default=ROOT, help="the checkout whose app.py the server runs (another commit's worktree)"
@@ -339,13 +354,16 @@ def main() -> None:
         "commit": commit.stdout.strip(),
         "client": CLIENTS[args.client],
         "stagger_s": args.stagger,
+        "think_s": args.think,
         "timeout_s": args.timeout,
         "target_p95_s": TARGET_P95_S,
         "load_average_at_start": os.getloadavg(),
         "classes": {},
     }
     for students in (int(n) for n in args.students.split(",")):
-        figures_n = one_class(students, args.port, figures, args.stagger, args.timeout, args.client, args.app)
+        figures_n = one_class(
+            students, args.port, figures, args.stagger, args.timeout, args.client, args.app, args.think
+        )
         times = figures_n["times_s"]
         summary = {
             "students": students,

@@ -3,9 +3,9 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, study_work
+from plasticity.jobs import JobState
 from plasticity.studies import Comparison
-from ui import jobs, limits, widgets
+from ui import jobs, widgets
 from ui.charts.compare import comparison_chart
 from ui.plain import plain
 
@@ -37,19 +37,11 @@ if not criteria or not ratios:
 store = widgets.run_store()
 try:
     study = Comparison(base.config, criteria, ratios, seeds, epochs, base_seed=base.config.seed, schedule=schedule)
-    wanted = study.keys()
 except PlasticityError as exc:
     st.error(plain(exc))
     st.stop()
-limits.check_study(study, store)
-
-job = jobs.run_and_stop(
-    "compare_job",
-    wanted,
-    lambda: jobs.start(f"Comparing {', '.join(criteria)}", study_work(study, store, device, jobs.long_work())),
-    label=jobs.missing_label(study.missing(store)),
-    run_key="run_missing",
-    stop_key="stop",
+job = jobs.study_job(
+    "compare_job", study, f"Comparing {', '.join(criteria)}", store, device, run_key="run_missing", stop_key="stop"
 )
 
 

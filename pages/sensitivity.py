@@ -3,11 +3,12 @@
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, study_work
+from plasticity.jobs import JobState
 from plasticity.studies.sensitivity import STALE, Sensitivity
 from ui import jobs, limits, widgets
 from ui.budget import budget_section
 from ui.charts.sensitivity import sensitivity_heatmaps, sensitivity_lines
+from ui.plain import plain
 
 config, device = widgets.sidebar()
 base = widgets.base_or_stop(config, device)
@@ -52,19 +53,11 @@ if not ratios:
 store = widgets.run_store()
 try:
     study = Sensitivity(base.config, (criterion, "random"), ratios, seeds, int(epochs), recalibrate_bn=int(recalibrate))
-    wanted = study.keys()
 except PlasticityError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
-limits.check_study(study, store)
-
-job = jobs.run_and_stop(
-    "sensitivity_job",
-    wanted,
-    lambda: jobs.start(f"Sensitivity of {criterion}", study_work(study, store, device, jobs.long_work())),
-    label=jobs.missing_label(study.missing(store)),
-    run_key="run_missing",
-    stop_key="stop",
+job = jobs.study_job(
+    "sensitivity_job", study, f"Sensitivity of {criterion}", store, device, run_key="run_missing", stop_key="stop"
 )
 
 STAGES = {"acc_pruned": "right after pruning", "acc_final": "after fine-tuning"}

@@ -5,7 +5,7 @@ assets/screenshots/hbfp.png.
 """
 
 import pytest
-from browser_support import app_url, page, shoot, wait_quiet
+from browser_support import app_url, cut_texts, page, shoot, wait_quiet
 
 pytestmark = pytest.mark.browser
 
@@ -27,6 +27,9 @@ def test_hbfp_rounds_and_a_step(page, app_url):
     assert "hbfp kept round 2" in text and "▶ after retraining" in text
     assert "Pair distances in conv2" in text and "Filters 20 and 28 over training" in text
     assert page.locator(".js-plotly-plot .heatmaplayer").count() == 1
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_timeout(500)  # the layout follows the new width
+    assert cut_texts(page) == []  # the round's metrics and steps ("after retraining") in full at 1280
     page.set_viewport_size({"width": 1400, "height": 1580})  # the stepper in one picture
     page.get_by_text("Step through a round").evaluate("heading => heading.scrollIntoView({block: 'start'})")
     shoot(page, "hbfp")

@@ -20,9 +20,22 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from plasticity.errors import PlasticityError
 from plasticity.executors import RayExecutor
-from plasticity.jobs import LOCAL, ClusterExecutor, Executor, Job, JobState, Work, running_jobs, runs_work, start_job
+from plasticity.jobs import (
+    LOCAL,
+    ClusterExecutor,
+    Executor,
+    Job,
+    JobState,
+    Work,
+    running_jobs,
+    runs_work,
+    start_job,
+    study_work,
+)
 from plasticity.runs import Base, RunConfig
 from plasticity.store import RunStore
+from plasticity.studies.core import Study
+from ui import limits
 from ui.plain import plain
 
 REFRESH_SECONDS = 0.5  # a running job's view is redrawn this often while a few jobs run in the server...
@@ -157,6 +170,32 @@ def run_and_stop(
     if stop_col.button("Stop", disabled=not running(job), key=stop_key or f"{name}_stop"):
         job.cancel()
     return job
+
+
+def study_job(
+    name: str,
+    study: Study,
+    title: str,
+    store: RunStore,
+    device: str,
+    *,
+    missing: int | None = None,
+    run_key: str | None = None,
+    stop_key: str | None = None,
+) -> Job | None:
+    """A study's job on its page: within the host's limits (else the page stops with one line), its missing
+    runs started on the page's Run button (`missing`: their count, when the page has it already) and sent to
+    the host's executor for long work, stopped on Stop."""
+    limits.check_study(study, store)
+    missing = study.missing(store) if missing is None else missing
+    return run_and_stop(
+        name,
+        study.keys(),
+        lambda: start(title, study_work(study, store, device, long_work())),
+        label=missing_label(missing),
+        run_key=run_key,
+        stop_key=stop_key,
+    )
 
 
 def missing_label(missing: int) -> str:

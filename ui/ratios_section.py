@@ -7,12 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, study_work
+from plasticity.jobs import JobState
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import Comparison
 from plasticity.views import recovery_table
-from ui import jobs, limits, widgets
+from ui import jobs, widgets
 from ui.charts.prune import ratios_chart
 from ui.plain import plain
 
@@ -39,19 +39,11 @@ def ratios_section(base: Base, criterion: str, epochs: int, schedule: str, store
         study = Comparison(
             base.config, (criterion, "random"), ratios, (0,), epochs, base_seed=base.config.seed, schedule=schedule
         )
-        wanted = study.keys()
     except PlasticityError as exc:
         st.error(plain(exc))
         return
-    limits.check_study(study, store)
-    job = jobs.run_and_stop(
-        "ratios_job",
-        wanted,
-        lambda: jobs.start(f"Recovery at {len(percents)} ratios", study_work(study, store, device, jobs.long_work())),
-        label=jobs.missing_label(study.missing(store)),
-        run_key="run_ratios",
-        stop_key="stop_ratios",
-    )
+    title = f"Recovery at {len(percents)} ratios"
+    job = jobs.study_job("ratios_job", study, title, store, device, run_key="run_ratios", stop_key="stop_ratios")
 
     def show_ratios(state: JobState | None) -> None:
         jobs.show_progress(state)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from plasticity.data import format_classes
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, study_work
+from plasticity.jobs import JobState
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import ClassSubsetStudy, same_steps_epochs
@@ -34,14 +34,8 @@ def class_subset_tab(base: Base, device: str) -> None:
     )
 
     store = widgets.run_store()
-    limits.check_study(study, store)
-    label = f"Pruning for {format_classes(study.classes)} and for all classes"
-    job = jobs.run_and_stop(
-        "subset_job",
-        study.keys(),
-        lambda: jobs.start(label, study_work(study, store, device, jobs.long_work())),
-        label=jobs.missing_label(study.missing(store)),
-    )
+    title = f"Pruning for {format_classes(study.classes)} and for all classes"
+    job = jobs.study_job("subset_job", study, title, store, device)
     jobs.follow(job, lambda state: show_study(state, study, store))
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from plasticity.errors import PlasticityError
-from plasticity.jobs import JobState, study_work
+from plasticity.jobs import JobState
 from plasticity.runs import Base
 from plasticity.store import RunStore
 from plasticity.studies import IMAGENET, PretrainingStudy, Task
@@ -35,17 +35,11 @@ def pretraining_tab(base: Base, device: str) -> None:
     if study is None:
         return
     store = widgets.run_store()
-    limits.check_study(study, store)
     missing, untrained = study.missing(store), study.missing_bases(store)
     if missing and untrained:
         st.caption(f"{untrained} of the study's bases are not in the run store yet: they are trained first.")
-    label = f"Pre-trained vs scratch on {study.target}"
-    job = jobs.run_and_stop(
-        "pretraining_job",
-        study.keys(),
-        lambda: jobs.start(label, study_work(study, store, device, jobs.long_work())),
-        label=jobs.missing_label(missing),
-    )
+    title = f"Pre-trained vs scratch on {study.target}"
+    job = jobs.study_job("pretraining_job", study, title, store, device, missing=missing)
     jobs.follow(job, lambda state: show_study(state, study, store))
 
 

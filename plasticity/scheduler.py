@@ -42,8 +42,9 @@ class Scheduler:
         self._holder: Turn | None = None
         self._holding_long = False  # whether the holder computes long work (only that gives its turn up)
         self._since = 0.0  # when the holder took its turn
-        self._interactive = 0  # interactive work waiting for the turn
-        self._soon = 0  # work done ahead (the slider's next steps) waiting for the turn
+        # Short work waiting for the turn, by kind: interactive (a view's first numbers), then soon (work
+        # done ahead: the slider's next steps).
+        self._waiting = {"interactive": 0, "soon": 0}
         self._queue: OrderedDict[str, deque[Turn]] = OrderedDict()  # session -> its waiting long work, in turn order
         self._held: dict[int, float] = {}  # seconds of compute per job (by id) since its last finished run
         self._run_seconds: deque[float] = deque(maxlen=20)  # compute seconds of the last finished runs
@@ -52,32 +53,26 @@ class Scheduler:
     def interactive(self, job: Turn, check: Callable[[], None] = lambda: None) -> Iterator[None]:
         """Compute now: long work gives the turn up at its next step; other interactive work goes first.
         `check` raises when the job should stop waiting (it was stopped, or its session left)."""
-        with self._changed:
-            self._interactive += 1
-            try:
-                while not self._changed.wait_for(lambda: self._holder is None, WAIT_REFRESH_SECONDS):
-                    check()
-            finally:
-                self._interactive -= 1
-            self._take(job, long=False)
-        try:
+        with self._short_turn(job, check, "interactive", lambda: self._holder is None):
             yield
-        finally:
-            self._release(job)
 
     @contextmanager
     def soon(self, job: Turn, check: Callable[[], None]) -> Iterator[None]:
         """Compute a short piece of work done ahead for a view (the runs one slider step away): after
         interactive work, before long work, which gives the turn up to it at its next step."""
+        with self._short_turn(job, check, "soon", lambda: self._holder is None and not self._waiting["interactive"]):
+            yield
+
+    @contextmanager
+    def _short_turn(self, job: Turn, check: Callable[[], None], kind: str, free: Callable[[], bool]) -> Iterator[None]:
+        """Wait, counted as `kind` (which long work gives its turn up to), until `free()`; then hold the turn."""
         with self._changed:
-            self._soon += 1
+            self._waiting[kind] += 1
             try:
-                while not self._changed.wait_for(
-                    lambda: self._holder is None and not self._interactive, WAIT_REFRESH_SECONDS
-                ):
+                while not self._changed.wait_for(free, WAIT_REFRESH_SECONDS):
                     check()
             finally:
-                self._soon -= 1
+                self._waiting[kind] -= 1
             self._take(job, long=False)
         try:
             yield
@@ -99,7 +94,7 @@ class Scheduler:
             if self._holder is not job or not self._holding_long:
                 return  # not computing long work in a turn (interactive work, the CLI, a test calling the work)
             sliced = time.monotonic() - self._since > self.quantum
-            if not (self._interactive or self._soon or (sliced and self._other_sessions_wait(job))):
+            if not (self._short_waits() or (sliced and self._other_sessions_wait(job))):
                 return
             self._give_up(job)
         self._wait_turn(job, check, first=True)
@@ -118,9 +113,7 @@ class Scheduler:
     def others_waiting(self, job: Turn) -> bool:
         """Whether any other work waits for the turn (a measurement taken now would be under load)."""
         with self._changed:
-            return bool(self._interactive or self._soon) or any(
-                other is not job for queue in self._queue.values() for other in queue
-            )
+            return self._short_waits() or any(other is not job for queue in self._queue.values() for other in queue)
 
     def _wait_turn(self, job: Turn, check: Callable[[], None], first: bool) -> None:
         with self._changed:
@@ -130,7 +123,7 @@ class Scheduler:
             else:
                 queue.append(job)
             try:
-                while not (self._holder is None and not self._interactive and not self._soon and self._next() is job):
+                while not (self._holder is None and not self._short_waits() and self._next() is job):
                     check()
                     job.waiting(self._describe_wait(job))
                     self._changed.wait(WAIT_REFRESH_SECONDS)
@@ -142,6 +135,9 @@ class Scheduler:
                 self._queue.move_to_end(job.session)  # the other sessions come next
             self._take(job, long=True)
         job.waiting(None)
+
+    def _short_waits(self) -> bool:
+        return any(self._waiting.values())
 
     def _next(self) -> Turn | None:
         return next((queue[0] for queue in self._queue.values() if queue), None)

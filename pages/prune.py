@@ -81,10 +81,6 @@ def prepare_next_steps() -> None:
         st.session_state["prepare_job"] = (prepared_for, jobs.start("Preparing", prepare_work(neighbours, store, base)))
 
 
-if job is None or all(name in job.snapshot().results for name in runs):
-    prepare_next_steps()
-
-
 def pin(runs: dict[str, PruneConfig]) -> None:
     """Keep the recovery curves on screen on the chart while the slider moves on."""
     pinned = st.session_state.setdefault(PINNED, {})
@@ -131,7 +127,7 @@ def show_results(state: JobState | None) -> None:
     if not shown:
         return
     if len(shown) == len(runs):
-        prepare_next_steps()  # the first live redraw that has every pruned accuracy
+        prepare_next_steps()  # the first drawing (full rerun or live redraw) that has every pruned accuracy
     curve_col, bars_col = st.columns([3, 2])
     points = tuple((name, result["key"], len(result["curve"])) for name, result in shown.items())  # what is drawn
     pinned = pinned_curves()

@@ -126,6 +126,22 @@ def no_stop() -> None:
     pass
 
 
+def fine_tuning(scheduler: Scheduler, job: Waiter, steps: list, count: int) -> threading.Thread:
+    """Long work of `count` steps in a thread, each a point where it gives the turn up, once it has begun."""
+
+    def fine_tune():
+        with scheduler.long(job, no_stop):
+            for step in range(count):
+                steps.append(step)
+                scheduler.pause(job, no_stop)
+                time.sleep(0.005)
+
+    worker = threading.Thread(target=fine_tune)
+    worker.start()
+    wait_until(lambda: len(steps) > 3)
+    return worker
+
+
 def test_sessions_take_turns_and_a_waiting_job_sees_what_is_ahead_of_it():
     scheduler = Scheduler(quantum=0.0)
     first, second, third = Waiter("a", runs_left=3), Waiter("b"), Waiter("a")
@@ -155,17 +171,7 @@ def test_interactive_work_takes_the_turn_at_the_next_step_of_long_work():
     scheduler = Scheduler(quantum=60)
     long_job, student = Waiter("class"), Waiter("student")
     steps, paused_at = [], []
-
-    def fine_tune():
-        with scheduler.long(long_job, no_stop):
-            for step in range(200):
-                steps.append(step)
-                scheduler.pause(long_job, no_stop)
-                time.sleep(0.005)
-
-    worker = threading.Thread(target=fine_tune)
-    worker.start()
-    wait_until(lambda: len(steps) > 3)
+    worker = fine_tuning(scheduler, long_job, steps, 200)
     with scheduler.interactive(student):
         paused_at.append(len(steps))
         time.sleep(0.1)
@@ -179,20 +185,11 @@ def test_work_done_ahead_goes_before_long_work_and_after_interactive_work():
     long_job, ahead, student = Waiter("class"), Waiter("ahead"), Waiter("student")
     steps, order = [], []
 
-    def fine_tune():
-        with scheduler.long(long_job, no_stop):
-            for step in range(400):
-                steps.append(step)
-                scheduler.pause(long_job, no_stop)
-                time.sleep(0.005)
-
     def prepare():
         with scheduler.soon(ahead, no_stop):
             order.append(("ahead", len(steps)))
 
-    worker = threading.Thread(target=fine_tune)
-    worker.start()
-    wait_until(lambda: len(steps) > 3)
+    worker = fine_tuning(scheduler, long_job, steps, 400)
     with scheduler.interactive(student):  # the slider's own work holds the turn while the next steps wait
         preparing = threading.Thread(target=prepare)
         preparing.start()

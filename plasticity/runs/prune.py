@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar
 
@@ -133,10 +134,8 @@ class PrunedRun(Started):
             self.on_progress({**self.result, "curve": list(self.result["curve"])})
 
     def settle(self) -> None:
-        if self.store is None:  # a run prepared ahead, out of the store
-            measure_cost(self)
-            return
-        with failing(self.config, self.store):  # a report may stop the job: the claimed row is marked failed
+        # A report may stop the job: the claimed row is marked failed (a run prepared ahead has no row).
+        with failing(self.config, self.store) if self.store is not None else nullcontext():
             measure_cost(self)
 
     def complete(self, callbacks: list[Callback]) -> dict:

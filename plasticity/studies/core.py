@@ -90,8 +90,9 @@ class Study:
 
     def missing(self, store: RunStore) -> int:
         """How many planned runs the store does not hold done."""
-        runs = store.get_many(self.keys())
-        return sum(1 for key in self.keys() if key not in runs or not runs[key].done)
+        keys = self.keys()
+        runs = store.get_many(keys)
+        return sum(1 for key in keys if key not in runs or not runs[key].done)
 
     def missing_bases(self, store: RunStore) -> int:
         """How many bases of the plan (the source ones of pre-training included) the store does not hold."""

@@ -108,4 +108,4 @@ def show_sensitivity(state: JobState | None) -> None:
 
 
 jobs.follow(job, show_sensitivity)
-budget_section(base, criterion, ratios, store, device)
+budget_section(base, criterion, ratios, int(recalibrate), store, device)

@@ -129,3 +129,18 @@ def test_every_allocation_meets_the_macs_target_within_one_filter_per_layer(stor
     assert allocations[3].layer_ratios != allocations[4].layer_ratios  # one random draw per seed
     study = BudgetStudy(default_base.config, "l1", allocations, seeds=(0,), finetune_epochs=0)
     assert [p.config.criterion for p in study.plan()] == ["l1", "l1", "l1", "random", "random"]
+
+
+def test_a_budget_with_recalibration_recalibrates_its_analysis_and_every_allocation(tmp_path, capsys):
+    model = "tests/user_model.py:small_cnn"  # two convs, each with BatchNorm: a small budget to plan
+    args = ["budget", "--model", model, "--dataset", "digits", "--epochs", "0", "--ratios", "0.5", "--targets", "0.7"]
+    args += ["--finetune-epochs", "0", "--recalibrate-bn", "2", "--home", str(tmp_path), "--json"]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["allocation"] for row in rows] == ["sensitivity", "uniform", "global", "random-global"]
+    for row in rows:  # every cut measured twice: with the base's statistics, then recalibrated
+        assert 0 <= row[STALE] <= 1 and 0 <= row["acc_pruned"] <= 1 and row["macs_pruned"] < row["macs_base"]
+    analysis = Sensitivity(TrainConfig(model=model, dataset="digits", epochs=0), ("l1",), (0.5,), recalibrate_bn=2)
+    assert analysis.missing(RunStore(tmp_path)) == 0  # the allocations were planned from the recalibrated analysis
+    pruned = [run for run in RunStore(tmp_path).runs() if run.kind != "train"]
+    assert {run.config.get("recalibrate_bn") for run in pruned} == {2}

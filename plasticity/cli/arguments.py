@@ -372,6 +372,7 @@ def _add_budget(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-seed", type=integer, default=0, help="seed of the base")
     parser.add_argument("--finetune-epochs", type=integer, default=3, help="fine-tuning epochs after pruning")
     parser.add_argument("--lr", type=number, default=0.01, help="fine-tuning learning rate")
+    _recalibrate_bn(parser)
     _executor_arguments(parser)
 
 

@@ -297,12 +297,20 @@ def cmd_sensitivity(args: argparse.Namespace, store: RunStore, device) -> None:
 
 
 def cmd_budget(args: argparse.Namespace, store: RunStore, device) -> None:
-    analysis = budget_analysis(_train_config(args, args.base_seed), args.criterion, args.ratios)
+    analysis = budget_analysis(_train_config(args, args.base_seed), args.criterion, args.ratios, args.recalibrate_bn)
     analysis.plan()  # a ratio that would empty a group fails here, before any training
     _sweep(analysis, args, store, device, _sensitivity_line)  # trains the base too, where the executor runs
     base = get_base(analysis.base, store, device)
     study = budget_study(
-        base, store, args.criterion, args.ratios, args.targets, args.seeds, args.finetune_epochs, args.lr
+        base,
+        store,
+        args.criterion,
+        args.ratios,
+        args.targets,
+        args.seeds,
+        args.finetune_epochs,
+        args.lr,
+        args.recalibrate_bn,
     )
 
     def line(row: dict) -> str:

@@ -24,7 +24,7 @@ from plasticity.runs.base import Base, TrainConfig
 from plasticity.runs.prune import PruneConfig
 from plasticity.store import RunStore
 from plasticity.studies.core import Planned, Study, done_rows
-from plasticity.studies.sensitivity import Sensitivity
+from plasticity.studies.sensitivity import STALE, Sensitivity
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,12 @@ def sensitivity_curves(study: Sensitivity, store: RunStore) -> dict[str, list[tu
     return curves
 
 
-def budget_analysis(base: TrainConfig, criterion: str, ratios: tuple[float, ...]) -> Sensitivity:
-    """The sensitivity analysis a budget is planned from: the criterion alone, right after pruning, seed 0."""
-    return Sensitivity(base, (criterion,), tuple(ratios))
+def budget_analysis(
+    base: TrainConfig, criterion: str, ratios: tuple[float, ...], recalibrate_bn: int = 0
+) -> Sensitivity:
+    """The sensitivity analysis a budget is planned from: the criterion alone, right after pruning (and
+    BatchNorm recalibration on `recalibrate_bn` batches, if any), seed 0."""
+    return Sensitivity(base, (criterion,), tuple(ratios), recalibrate_bn=recalibrate_bn)
 
 
 def budget_study(
@@ -93,16 +96,18 @@ def budget_study(
     seeds: tuple[int, ...],
     finetune_epochs: int,
     lr: float = 0.01,
+    recalibrate_bn: int = 0,
 ) -> BudgetStudy:
     """Every allocation at every target as one study, from the finished `budget_analysis` in `store`."""
-    curves = sensitivity_curves(budget_analysis(base.config, criterion, ratios), store)
+    curves = sensitivity_curves(budget_analysis(base.config, criterion, ratios, recalibrate_bn), store)
     allocations = allocate(base, curves, criterion, tuple(targets), tuple(seeds))
-    return BudgetStudy(base.config, criterion, allocations, tuple(seeds), finetune_epochs, lr)
+    return BudgetStudy(base.config, criterion, allocations, tuple(seeds), finetune_epochs, lr, recalibrate_bn)
 
 
 @dataclass(frozen=True)
 class BudgetStudy(Study):
-    """The allocations, each pruned with `criterion` (random for random-global) and fine-tuned per seed."""
+    """The allocations, each pruned with `criterion` (random for random-global), its BatchNorm statistics
+    re-estimated on `recalibrate_bn` training batches if any, and fine-tuned per seed."""
 
     base: TrainConfig = TrainConfig()
     criterion: str = "l1"
@@ -110,6 +115,7 @@ class BudgetStudy(Study):
     seeds: tuple[int, ...] = (0,)
     finetune_epochs: int = 3
     lr: float = 0.01
+    recalibrate_bn: int = 0
 
     cells: ClassVar[tuple[str, ...]] = ("allocation", "target")
     columns: ClassVar[list[str]] = [
@@ -117,6 +123,7 @@ class BudgetStudy(Study):
         "target",
         "seed",
         "acc_base",
+        STALE,
         "acc_pruned",
         "acc_final",
         "macs_base",
@@ -137,6 +144,7 @@ class BudgetStudy(Study):
                     self.finetune_epochs,
                     lr=self.lr,
                     layer_ratios=allocation.layer_ratios,
+                    recalibrate_bn=self.recalibrate_bn,
                 )
                 plan.append(Planned(config, {"allocation": allocation.name, "target": allocation.target}))
         return plan

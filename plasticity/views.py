@@ -7,6 +7,8 @@ only picks a chart for it, and the same table can be checked in a test or saved 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from plasticity.data import format_classes
@@ -23,7 +25,9 @@ def base_label(config: TrainConfig) -> str:
     shipped = " (shipped default)" if config == DEFAULT_BASE else ""
     data = f"{config.dataset}:{format_classes(config.classes)}" if config.classes else config.dataset
     start = f", from {base_label(config.init_from)}" if config.init_from is not None else ""
-    return f"{config.model} on {data}, {config.epochs} epochs, seed {config.seed}{start}{shipped}"
+    weights = f", from the weights {Path(config.weights).name}" if config.weights else ""
+    epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
+    return f"{config.model} on {data}, {epochs}, seed {config.seed}{start}{weights}{shipped}"
 
 
 def stored_bases(store: RunStore) -> list[TrainConfig]:

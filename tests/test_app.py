@@ -233,7 +233,7 @@ def test_a_base_trained_on_home_becomes_the_selected_base_on_every_page():
     trained = TrainConfig(epochs=1, seed=7).key
     assert at.selectbox(key="base").value == trained
     assert "test accuracy" in at.success[0].value
-    assert "1 epochs, seed 7" in at.subheader[0].value  # Home now shows the new base
+    assert "1 epoch, seed 7" in at.subheader[0].value  # Home now shows the new base
     at.switch_page("pages/norms.py").run()
     assert not at.exception and at.selectbox(key="base").value == trained
 

@@ -69,3 +69,36 @@ def test_random_vs_criterion(page, app_url):
     text = page.inner_text("main")
     assert "Random pruning vs criteria" in text and "Download the table as CSV" in text
     shoot(page, "compare")
+
+
+def test_weights_uploaded_on_home_start_a_base_and_a_file_naming_code_is_refused(page, app_url, tmp_path):
+    import shutil
+
+    import torch
+
+    from plasticity.models import ModelSpec, create_model
+
+    crafted, weights = tmp_path / "crafted.pt", tmp_path / "lenet5-start.pt"
+    torch.save({"model": shutil.rmtree}, crafted)  # a reference to code: weights_only=True refuses it
+    torch.save(create_model(ModelSpec("lenet5", 1, 10, 28)).state_dict(), weights)
+    page.goto(app_url)
+    page.wait_for_selector('[data-testid="stFileUploader"]')
+    wait_quiet(page)
+    upload = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    train = page.get_by_role("button", name="Train", exact=True)
+
+    upload.set_input_files(str(crafted))
+    page.wait_for_selector("text=These choices cannot be used")
+    refusal = page.locator('main [data-testid="stCode"]').first.inner_text()
+    assert "crafted.pt is not a readable weights file" in refusal and "Traceback" not in page.inner_text("main")
+    assert train.is_disabled()
+
+    upload.set_input_files(str(weights))
+    page.wait_for_selector("text=These choices cannot be used", state="detached")
+    page.locator('[data-testid="stNumberInput"] input').nth(0).fill("1")  # one epoch
+    page.keyboard.press("Enter")
+    wait_quiet(page)
+    train.click()
+    page.wait_for_selector("text=It is now the selected base model", timeout=120_000)
+    shoot(page, "home-weights-upload")
+    assert "Training lenet5 on mnist-5k, 1 epoch, seed 0, from the weights " in page.inner_text("main")

@@ -8,7 +8,7 @@ import torch
 
 from plasticity.cli import main
 from plasticity.errors import InvalidConfigError
-from plasticity.pruning.budget import Budget
+from plasticity.pruning.budget import Budget, sensitivity_counts
 from plasticity.pruning.schedule import Schedule
 from plasticity.runs import PruneConfig, TrainConfig, get_base, run_prune
 from plasticity.store import RunStore
@@ -129,6 +129,18 @@ def test_every_allocation_meets_the_macs_target_within_one_filter_per_layer(stor
     assert allocations[3].layer_ratios != allocations[4].layer_ratios  # one random draw per seed
     study = BudgetStudy(default_base.config, "l1", allocations, seeds=(0,), finetune_epochs=0)
     assert [p.config.criterion for p in study.plan()] == ["l1", "l1", "l1", "random", "random"]
+
+
+def test_the_sensitivity_allocation_prunes_the_group_that_loses_nothing_before_the_one_that_loses(default_base):
+    budget = Budget(default_base.model, default_base.data)
+    acc = default_base.result["acc"]
+    curves = {  # conv1 loses at every ratio, conv2 at none: one tolerance for both leaves conv1 whole
+        "conv1": [(0.25, acc - 0.05), (0.5, acc - 0.2), (0.75, acc - 0.5)],
+        "conv2": [(0.25, acc), (0.5, acc + 0.001), (0.75, acc)],
+    }
+    counts = sensitivity_counts(budget, curves, acc, budget.target(0.8))
+    assert counts["conv1"] == 0 and 0 < counts["conv2"] <= 0.75 * 50
+    assert budget.macs(counts) <= budget.target(0.8) < budget.macs({"conv2": counts["conv2"] - 1})
 
 
 def test_a_budget_with_recalibration_recalibrates_its_analysis_and_every_allocation(tmp_path, capsys):

@@ -2,8 +2,8 @@
 
 Four allocations of the same budget, each a `layer_ratios` mapping for an ordinary pruning run:
 - `sensitivity`: from a per-layer sensitivity analysis, every group pruned as far as its accuracy right
-  after pruning stays within one tolerance of the base; the tolerance is the smallest that meets the
-  target, so the least sensitive groups are pruned most.
+  after pruning stays within one tolerance of the base, the same for all groups; the tolerance is the
+  smallest that meets the target, so the least sensitive groups are pruned most.
 - `uniform`: one ratio for every group, the smallest that meets the target.
 - `global`: Torch-Pruning's global ranking (`global_pruning=True`) of l1- or l2-norms over all groups.
 - `random-global`: filters drawn uniformly from the whole network (every filter equally likely,
@@ -95,33 +95,37 @@ def sensitivity_counts(
 ) -> dict[str, int]:
     """`curves[root]`: (ratio, accuracy right after pruning that group alone) at the grid's ratios. A group
     may go as far as the largest ratio (interpolated) before its accuracy first falls more than the
-    tolerance below `acc_base`; the tolerance rises until the target is met."""
+    tolerance below `acc_base`; the tolerance, the same for every group, rises until the target is met, so
+    a group that loses little is pruned to the grid's largest ratio before a sensitive one loses a filter."""
     sizes = budget.sizes
     missing = set(sizes) - set(curves)
     if missing:
         raise InvalidConfigError(f"the sensitivity analysis has no cells for {', '.join(sorted(missing))}")
     drops = {root: _drop_envelope(points, acc_base) for root, points in curves.items() if root in sizes}
+    largest = max(envelope[-1][1] for envelope in drops.values())
 
-    def at(tolerance: float) -> dict[str, int]:
+    def at(knob: float) -> dict[str, int]:  # knob 1: the largest drop of any group, every group at its last ratio
+        tolerance = knob * largest
         return {root: min(sizes[root] - 1, int(_reach(drops[root], tolerance) * sizes[root])) for root in sizes}
 
     return budget.first_within(at, target, "the sensitivity grid's largest ratios")
 
 
+FLAT = 1e-6  # the rise given to a flat stretch of accuracy lost: far below one test image of any data set
+
+
 def _drop_envelope(points: Sequence[tuple[float, float]], acc_base: float) -> list[tuple[float, float]]:
     """(ratio, accuracy lost) from (0, 0), never decreasing (a ratio is as bad as the worst before it) and
-    rising by a hair on flat stretches, so the reach grows continuously with the tolerance."""
+    rising by `FLAT` on flat stretches, so the reach grows continuously with the tolerance."""
     envelope, worst = [(0.0, 0.0)], 0.0
     for ratio, acc in sorted(points):
-        worst = max(worst, acc_base - acc, envelope[-1][1] + 1e-9)
+        worst = max(worst, acc_base - acc, envelope[-1][1] + FLAT)
         envelope.append((ratio, worst))
     return envelope
 
 
 def _reach(envelope: list[tuple[float, float]], tolerance: float) -> float:
-    """The largest ratio whose (interpolated) accuracy lost stays within `tolerance`; the rise is scaled
-    onto [0, 1] of the tolerance so that 1 reaches the grid's largest ratio."""
-    tolerance *= envelope[-1][1]
+    """The largest ratio whose (interpolated) accuracy lost stays within `tolerance`."""
     for (r0, d0), (r1, d1) in zip(envelope, envelope[1:]):
         if d1 > tolerance:
             return r0 + (r1 - r0) * (tolerance - d0) / (d1 - d0)

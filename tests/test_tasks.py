@@ -94,6 +94,20 @@ def test_detection_refuses_a_criterion_that_needs_labels():
         SceneTrainConfig(network="segnet")
 
 
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: SceneTrainConfig(seed=-1), "seed must be"),
+        (lambda: SceneTrainConfig(lr=float("nan")), "learning rate must be a finite number"),
+        (lambda: ScenePruneConfig(finetune_epochs=-2), "finetune epochs must be"),
+        (lambda: ScenePruneConfig(lr=0.0), "learning rate must be in"),
+    ],
+)
+def test_scene_configs_check_seeds_epochs_and_learning_rates_as_classification_does(make, message):
+    with pytest.raises(InvalidConfigError, match=message):
+        make()
+
+
 def test_a_segmentation_run_goes_through_the_store_and_is_found_again(tmp_path):
     """A real mask folder (PNG files) -> base -> pruned and fine-tuned run, reported after each phase."""
     folder = tmp_path / "cells"

@@ -22,6 +22,7 @@ from torch import nn
 
 from plasticity.checkpoint import Checkpoint, load_checkpoint
 from plasticity.errors import InvalidConfigError
+from plasticity.limits import check_epochs, check_lr, check_seed
 from plasticity.models import ModelSpec
 from plasticity.pruning.criteria import create_criterion
 from plasticity.pruning.groups import check_ratio, count_to_prune, dependency_graph, prunable_groups, pruning_group
@@ -61,8 +62,9 @@ class SceneTrainConfig(RunConfig):
             raise InvalidConfigError(f"unknown task {self.task!r}; tasks: {', '.join(DEFAULTS)}")
         if NETWORKS.get(self.network).task != self.task:
             raise InvalidConfigError(f"{self.network} is not a {self.task} network")
-        if self.epochs < 0:
-            raise InvalidConfigError(f"epochs must be >= 0; got {self.epochs}")
+        check_epochs(self.epochs)
+        check_seed(self.seed)
+        check_lr(self.lr)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,8 +89,9 @@ class ScenePruneConfig(RunConfig):
 
     def __post_init__(self):
         check_ratio(self.ratio)
-        if self.finetune_epochs < 0:
-            raise InvalidConfigError(f"finetune epochs must be >= 0; got {self.finetune_epochs}")
+        check_epochs(self.finetune_epochs, "finetune epochs")
+        check_seed(self.seed)
+        check_lr(self.lr)
         criterion = create_criterion(self.criterion)
         if criterion.needs_data or criterion.needs_history:
             raise InvalidConfigError(

@@ -26,6 +26,11 @@ had its numbers, and, after the server has stopped, runs left half-written in th
 `--think S` lets the students look at their first figures for S seconds before they move (0 by default: they
 move the moment both are shown); a view prepares the runs one slider step away meanwhile.
 
+The server's CPU time (user + system, read from /proc) from the first student's move to the last student's
+figures is reported as `server_cpu_s`. With `--comparisons 0` it is the students' work alone (reruns, pruning,
+evaluation, delivery), and `server_cpu_s / students` is what one slider move costs the server: with C cores,
+N students moving at once cannot all have their figures sooner than N times that over C.
+
 Run: .venv/bin/python benchmarks/bench_classroom.py [--students 1,5,10] [--client sessions|chromium] [--out FILE]
 `--app DIR` serves another checkout's app.py (a worktree of an older commit) with this benchmark.
 """
@@ -173,6 +178,7 @@ def one_class(
     client: str,
     app: Path,
     think: float = 0.0,
+    comparisons: int = 2,
 ):
     home = Path(tempfile.mkdtemp(prefix="plasticity-bench-class-"))
     url = f"http://127.0.0.1:{port}"
@@ -183,21 +189,34 @@ def one_class(
     plan = moves(students, figures)
     try:
         wait_until_serving(url, server)
+        clock = ServerClock(server.pid)
         if client == "sessions":
-            result = drive_sessions(url, plan, figures, stagger, timeout, think)
+            result = drive_sessions(url, plan, figures, stagger, timeout, think, comparisons, clock)
         else:
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
                 try:
-                    result = drive(browser, url, plan, figures, stagger, timeout, think)
+                    result = drive(browser, url, plan, figures, stagger, timeout, think, comparisons, clock)
                 finally:
                     browser.close()
     finally:
         server.terminate()  # the server stops its jobs at exit: what was not finished is marked failed
         server.wait(60)
     return {**result, "half_written": half_written(home), "moves": plan}
+
+
+class ServerClock:
+    """The server process's CPU seconds (user + system, its threads included), from /proc."""
+
+    def __init__(self, pid: int):
+        self.stat = Path(f"/proc/{pid}/stat")
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def __call__(self) -> float:
+        fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime: fields 14 and 15 of stat(5)
 
 
 class Student:
@@ -227,8 +246,17 @@ class Student:
             self.shown = time.perf_counter()
 
 
-def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout: float, think: float) -> dict:
-    teachers = [Session(url, "compare", query) for query in COMPARISONS]
+def drive_sessions(
+    url: str,
+    plan: list,
+    figures: dict,
+    stagger: float,
+    timeout: float,
+    think: float,
+    comparisons: int,
+    clock: ServerClock,
+) -> dict:
+    teachers = [Session(url, "compare", query) for query in COMPARISONS[:comparisons]]
     for teacher in teachers:
         teacher.wait(lambda s: "run_missing" in s.widgets, 180)
         teacher.click("run_missing")
@@ -242,6 +270,7 @@ def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout:
         for pupil in pupils
     ]
     time.sleep(think)  # the students look at their first numbers before they move on
+    cpu_at_start = clock()
     for pupil, (start, target, _), moves_now in zip(pupils, plan, ready):
         if moves_now:
             pupil.move(target, figures[start], figures[target])
@@ -251,14 +280,16 @@ def drive_sessions(url: str, plan: list, figures: dict, stagger: float, timeout:
     moved = [pupil for pupil, moves_now in zip(pupils, ready) if moves_now]
     for pupil in moved:
         pupil.session.wait(lambda s, p=pupil: p.shown is not None, max(0.0, deadline - time.monotonic()))
+    server_cpu = clock() - cpu_at_start
     times = [pupil.shown - pupil.released for pupil in moved if pupil.shown is not None]
     result = {
         "times_s": times,
+        "server_cpu_s": server_cpu,
         "unanswered": ready.count(False) + sum(pupil.shown is None for pupil in moved),
         "first_view_not_shown": ready.count(False),
         "wrong": sum(bool(pupil.wrong) for pupil in moved),  # a figure neither of its old ratio nor of its new
         "errors": sum(len(session.errors) for session in [*teachers, *(pupil.session for pupil in pupils)]),
-        "comparisons_running_at_end": all(teacher.progressing() for teacher in teachers),
+        "comparisons_running_at_end": bool(teachers) and all(teacher.progressing() for teacher in teachers),
     }
     for session in [*teachers, *(pupil.session for pupil in pupils)]:
         session.close()
@@ -272,8 +303,18 @@ def open_page(browser, url: str):
     return page
 
 
-def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout: float, think: float) -> dict:
-    teachers = [open_page(browser, f"{url}/compare?{query}") for query in COMPARISONS]
+def drive(
+    browser,
+    url: str,
+    plan: list,
+    figures: dict,
+    stagger: float,
+    timeout: float,
+    think: float,
+    comparisons: int,
+    clock: ServerClock,
+) -> dict:
+    teachers = [open_page(browser, f"{url}/compare?{query}") for query in COMPARISONS[:comparisons]]
     for page in teachers:
         page.get_by_role("button", name="Run the").click()
     for page in teachers:
@@ -289,6 +330,7 @@ def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout:
         except Exception:
             ready.append(False)
     time.sleep(think)
+    cpu_at_start = clock()
     for page, (start, target, key), moves_now in zip(pupils, plan, ready):
         if not moves_now:
             continue
@@ -310,12 +352,14 @@ def drive(browser, url: str, plan: list, figures: dict, stagger: float, timeout:
             continue
         state = page.evaluate("() => window.__student")
         times.append((state["shown"] - state["pressed"]) / 1000)
-    comparisons_running = all(page.evaluate(RUNNING) for page in teachers)
+    server_cpu = clock() - cpu_at_start
+    comparisons_running = bool(teachers) and all(page.evaluate(RUNNING) for page in teachers)
     wrong = sum(bool(page.evaluate("() => window.__student.wrong.length")) for page in pupils)
     errors = sum(page.evaluate(ERRORS) for page in teachers + pupils)
     never_shown = ready.count(False)
     return {
         "times_s": times,
+        "server_cpu_s": server_cpu,
         "unanswered": unanswered,  # no figures within the timeout, for the first view or after the key
         "first_view_not_shown": never_shown,
         "wrong": wrong,
@@ -337,6 +381,9 @@ def main() -> None:
     parser.add_argument(
         "--think", type=float, default=0.0, help="seconds the students look at their first figures before moving"
     )
+    parser.add_argument(
+        "--comparisons", type=int, choices=range(len(COMPARISONS) + 1), default=2, help="sessions running a comparison"
+    )
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument(
         "--app", type=Path, default=ROOT, help="the checkout whose app.py the server runs (another commit's worktree)"
@@ -355,6 +402,7 @@ def main() -> None:
         "client": CLIENTS[args.client],
         "stagger_s": args.stagger,
         "think_s": args.think,
+        "comparisons": args.comparisons,
         "timeout_s": args.timeout,
         "target_p95_s": TARGET_P95_S,
         "load_average_at_start": os.getloadavg(),
@@ -362,7 +410,15 @@ def main() -> None:
     }
     for students in (int(n) for n in args.students.split(",")):
         figures_n = one_class(
-            students, args.port, figures, args.stagger, args.timeout, args.client, args.app, args.think
+            students,
+            args.port,
+            figures,
+            args.stagger,
+            args.timeout,
+            args.client,
+            args.app,
+            think=args.think,
+            comparisons=args.comparisons,
         )
         times = figures_n["times_s"]
         summary = {
@@ -378,7 +434,7 @@ def main() -> None:
         print(
             f"N={students:>2}: median {median}, p95 {p95} (target {TARGET_P95_S} s); "
             f"no answer {summary['unanswered']}, wrong {summary['wrong']}, errors {summary['errors']}, "
-            f"half-written {summary['half_written']}, "
+            f"half-written {summary['half_written']}, server CPU {summary['server_cpu_s']:.2f} s, "
             f"comparisons still running {summary['comparisons_running_at_end']}",
             flush=True,
         )

@@ -1,6 +1,9 @@
 """A class on one server: N students move the Prune & recover slider while two sessions run comparisons.
 
-One real `streamlit run app.py` on loopback, a fresh run store for each N. Two sessions first start a
+One real `streamlit run app.py` on loopback, a fresh run store for each N. The server is first warmed up
+as a class's server is before the students arrive: one visit to Home, then a wait until the server's CPU
+is quiet (it imports the library and loads the default in the background after its first page). Two
+sessions then start a
 comparison each (different ratios, so both compute); once both are fine-tuning, N students open Prune &
 recover at a starting ratio of their own with one fine-tuning epoch, wait for its pruned accuracies, and
 move the ratio slider one 5% step to a ratio no other student asked for, one student every `--stagger`
@@ -190,6 +193,7 @@ def one_class(
     try:
         wait_until_serving(url, server)
         clock = ServerClock(server.pid)
+        warmed_s = warm_up(url, clock)
         if client == "sessions":
             result = drive_sessions(url, plan, figures, stagger, timeout, think, comparisons, clock)
         else:
@@ -204,7 +208,7 @@ def one_class(
     finally:
         server.terminate()  # the server stops its jobs at exit: what was not finished is marked failed
         server.wait(60)
-    return {**result, "half_written": half_written(home), "moves": plan}
+    return {**result, "warm_up_s": warmed_s, "half_written": half_written(home), "moves": plan}
 
 
 class ServerClock:
@@ -217,6 +221,27 @@ class ServerClock:
     def __call__(self) -> float:
         fields = self.stat.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime: fields 14 and 15 of stat(5)
+
+
+QUIET_CPU_SHARE = 0.05  # the server is quiet once it uses less than this share of a core...
+QUIET_SECONDS = 2.0  # ...over this long
+
+
+def warm_up(url: str, clock: ServerClock, timeout: float = 180) -> float:
+    """Visit Home, then wait until the server has been quiet for `QUIET_SECONDS`: its warm-up is over.
+    Returns the seconds it took."""
+    start = time.monotonic()
+    home = Session(url, "")
+    home.wait(lambda s: bool(s.metrics), timeout)
+    home.close()
+    last = clock()
+    while time.monotonic() - start < timeout:
+        time.sleep(QUIET_SECONDS)
+        now = clock()
+        if now - last < QUIET_CPU_SHARE * QUIET_SECONDS:
+            break
+        last = now
+    return time.monotonic() - start
 
 
 class Student:
@@ -434,7 +459,8 @@ def main() -> None:
         print(
             f"N={students:>2}: median {median}, p95 {p95} (target {TARGET_P95_S} s); "
             f"no answer {summary['unanswered']}, wrong {summary['wrong']}, errors {summary['errors']}, "
-            f"half-written {summary['half_written']}, server CPU {summary['server_cpu_s']:.2f} s, "
+            f"half-written {summary['half_written']}, server CPU {summary['server_cpu_s']:.2f} s "
+            f"(warmed up in {summary['warm_up_s']:.0f} s), "
             f"comparisons still running {summary['comparisons_running_at_end']}",
             flush=True,
         )

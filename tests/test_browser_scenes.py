@@ -24,8 +24,13 @@ def test_detection_and_segmentation(page, app_url, tmp_path):
         timeout=300_000,  # the machine may be busy
     )
     wait_quiet(page)
+    # The live view's charts and metrics are redrawn once more after the final run: wait for them to be back.
+    page.wait_for_function(
+        "() => ['mean IoU while fine-tuning', 'random: just pruned']"
+        ".every(t => document.querySelector('main').innerText.includes(t))",
+        timeout=30_000,
+    )
     text = page.inner_text("main")
-    assert "mean IoU while fine-tuning" in text and "random: just pruned" in text
     assert "l1: images per second" in text and "What each network finds on the first test tiles" in text
     recovery = page.locator(".js-plotly-plot", has_text="while fine-tuning")
     # The live view's last charts are taken down a moment after the final run's: wait for the one left.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -29,6 +30,8 @@ from plasticity.store import RunStore
 from plasticity.train import Callback, FilterNormHistory
 
 EXECUTORS = ("inprocess", "ray")
+CLIENT_ATTEMPTS = 3  # connections to a Ray client address (ray://HOST:10001) before giving up
+CLIENT_RETRY_SECONDS = 2.0
 RAY_MISSING = "the Ray executor (--executor ray) needs Ray, an optional extra: pip install 'plasticity[ray]'"
 
 
@@ -194,19 +197,26 @@ class RayExecutor:
         return "cuda" if self.gpus_per_run > 0 else "cpu"
 
     def connect(self):
-        """Ray, started or joined at `address` unless this process already did."""
+        """Ray, started or joined at `address` unless this process already did. A Ray client (`ray://`) is
+        tried `CLIENT_ATTEMPTS` times: the head starts a server process for each driver that connects, and
+        that start can fail once ("Initialization failure from server") and succeed the next time."""
         ray = import_ray()
         if ray.is_initialized():
             return ray
-        try:
-            ray.init(address=self.address or "local", log_to_driver=False, logging_level=logging.WARNING)
-        except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:  # Ray's own, for a bad address
-            first_line = next(iter(str(exc).strip().splitlines()), exc.__class__.__name__)
-            raise PlasticityError(
-                f"cannot reach Ray at {self.address!r} ({first_line}); start a cluster with `ray start --head`, "
-                "or give --ray-address auto on one of its nodes, or ray://HEAD:10001"
-            ) from None
-        return ray
+        attempts = CLIENT_ATTEMPTS if (self.address or "").startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(address=self.address or "local", log_to_driver=False, logging_level=logging.WARNING)
+                return ray
+            except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:  # Ray's own, for a bad address
+                if attempt < attempts:
+                    time.sleep(CLIENT_RETRY_SECONDS)
+                    continue
+                first_line = next(iter(str(exc).strip().splitlines()), exc.__class__.__name__)
+                raise PlasticityError(
+                    f"cannot reach Ray at {self.address!r} ({first_line}); start a cluster with `ray start --head`, "
+                    "or give --ray-address auto on one of its nodes, or ray://HEAD:10001"
+                ) from None
 
     def check_fits(self, ray) -> None:
         """A run that no node can hold would wait for ever: say so at once."""

@@ -5,10 +5,9 @@
 Fewer filters mean fewer MACs, but not always a faster step: a pruned network's odd channel counts can
 leave the convolution library's fast paths. For each width, the untrained network and its random prunings
 at each ratio each take `--steps` SGD steps (batch 64 of Fashion-MNIST, or mnist-5k when that is missing),
-in channels-last and in NCHW memory format; the median step time of each is printed as JSON, with the
-ratio to the base's in the same format. On a 2-core CPU, ResNet-20 x0.5 pruned 50% at random (4/8/16
-channels) has been seen to stall in channels-last: its steps had not finished after minutes, where NCHW
-took 0.06 s a step. `--ratios 0.25` leaves that case out.
+in channels-last and in NCHW memory format, inside `guarded_backward` as the Trainer takes them (without
+it, a shortcut left with fewer than 8 channels hangs or computes wrong gradients: plasticity/onednn.py);
+the median step time of each is printed as JSON, with the ratio to the base's in the same format.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import torch
 from plasticity.data import load_dataset
 from plasticity.errors import DatasetUnavailableError
 from plasticity.models import ModelSpec, create_model
+from plasticity.onednn import guarded_backward
 from plasticity.pruning.criteria import create_criterion
 from plasticity.pruning.prune import prune_model
 from plasticity.train import seed_everything
@@ -32,17 +32,21 @@ FORMATS = {"channels-last": torch.channels_last, "nchw": torch.contiguous_format
 
 
 def step_seconds(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, fmt, steps: int) -> float:
-    model = copy.deepcopy(model).to(memory_format=fmt).train()
-    images = images.contiguous(memory_format=fmt)
+    model = copy.deepcopy(model).train()
+    for tensor in model.parameters():  # clone, not to(): a one-channel or 1x1 tensor fits either format's strides
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.clone(memory_format=fmt)
+    images = images.clone(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     times = []
-    for _ in range(steps + 2):  # the first two pick their kernels
-        start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(images), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
+    with guarded_backward(model):
+        for _ in range(steps + 2):  # the first two pick their kernels
+            start = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
     return statistics.median(times[2:])
 
 

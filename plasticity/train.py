@@ -14,6 +14,7 @@ from torch import nn
 
 from plasticity.data import Dataset, Split, augment_batch, batches
 from plasticity.errors import DivergedError, InvalidConfigError
+from plasticity.onednn import guarded_backward
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -136,30 +137,31 @@ class Trainer:
             raise InvalidConfigError(f"epochs must be >= 0; got {epochs}")
         self._emit("on_train_start")
         loss_fn = nn.CrossEntropyLoss()
-        for _ in range(epochs):
-            self.model.train()
-            for images, labels in batches(self.data.train, self.batch_size, self.generator):
-                if self.data.augment:
-                    images = augment_batch(images, self.generator)
-                loss = loss_fn(self.model(self.data.normalize(images)), labels)
-                for callback in self.callbacks:
-                    penalty = callback.loss_penalty(self)
-                    if penalty is not None:
-                        loss = loss + penalty
-                if not torch.isfinite(loss):
-                    raise DivergedError(
-                        f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                        "lower the learning rate"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.step += 1
-                self.last_loss = loss.item()
-                self._emit("on_after_optimizer_step")
-                self._emit("on_train_batch_end", self.last_loss)
-            self.epoch += 1
-            self._emit("on_train_epoch_end")
+        with guarded_backward(self.model):
+            for _ in range(epochs):
+                self.model.train()
+                for images, labels in batches(self.data.train, self.batch_size, self.generator):
+                    if self.data.augment:
+                        images = augment_batch(images, self.generator)
+                    loss = loss_fn(self.model(self.data.normalize(images)), labels)
+                    for callback in self.callbacks:
+                        penalty = callback.loss_penalty(self)
+                        if penalty is not None:
+                            loss = loss + penalty
+                    if not torch.isfinite(loss):
+                        raise DivergedError(
+                            f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
+                            "lower the learning rate"
+                        )
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    self.step += 1
+                    self.last_loss = loss.item()
+                    self._emit("on_after_optimizer_step")
+                    self._emit("on_train_batch_end", self.last_loss)
+                self.epoch += 1
+                self._emit("on_train_epoch_end")
         self._emit("on_train_end")
         return self.model
 

@@ -17,6 +17,7 @@ from torch import nn
 from plasticity.attribution import channel_attribution
 from plasticity.data import Dataset, Split, batches
 from plasticity.errors import InvalidConfigError
+from plasticity.onednn import guarded_backward
 from plasticity.pruning.groups import Layer, PrunableGroup
 from plasticity.pruning.pairs import (
     DEFAULT_OPTIMISE_EPOCHS,
@@ -238,12 +239,13 @@ class Taylor(_DataCriterion):
         was_training = model.training
         model.eval()
         try:
-            for images, labels in self._image_batches(data, split):
-                activations.clear()
-                loss = nn.functional.cross_entropy(model(images), labels, reduction="sum")
-                loss.backward()
-                for name, act in activations.items():
-                    self._add(name, (act * act.grad).mean(dim=(2, 3)).abs())
+            with guarded_backward(model):
+                for images, labels in self._image_batches(data, split):
+                    activations.clear()
+                    loss = nn.functional.cross_entropy(model(images), labels, reduction="sum")
+                    loss.backward()
+                    for name, act in activations.items():
+                        self._add(name, (act * act.grad).mean(dim=(2, 3)).abs())
         finally:
             model.zero_grad(set_to_none=True)
             model.train(was_training)

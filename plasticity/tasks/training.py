@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from plasticity.errors import DivergedError, InvalidConfigError
+from plasticity.onednn import guarded_backward
 from plasticity.tasks.metrics import confusion, mean_average_precision, mean_iou
 from plasticity.tasks.scenes import DETECTION, Scenes, SceneSplit
 
@@ -57,17 +58,18 @@ def fit(
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
     split = scenes.train
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for index in torch.randperm(len(split), generator=generator).split(batch_size):
-            loss = _loss(model, task, scenes, split, index)
-            if not torch.isfinite(loss):
-                raise DivergedError(f"the loss became {loss.item()} at epoch {epoch}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if on_epoch_end:
-            on_epoch_end(epoch)
+    with guarded_backward(model):
+        for epoch in range(1, epochs + 1):
+            model.train()
+            for index in torch.randperm(len(split), generator=generator).split(batch_size):
+                loss = _loss(model, task, scenes, split, index)
+                if not torch.isfinite(loss):
+                    raise DivergedError(f"the loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if on_epoch_end:
+                on_epoch_end(epoch)
     return model
 
 

@@ -128,12 +128,12 @@ def pruned_figures(saved: Path | None) -> dict[int, list[str]]:
     return {int(percent): shown for percent, shown in texts.items()}
 
 
-def moves(count: int, figures: dict[int, list[str]]) -> list[tuple[int, int, str]]:
-    """(start, target, key) for each student: one 5% step whose two figures both change, every ratio
-    asked for by one student only."""
+def moves(count: int, figures: dict[int, list[str]], jump: int = 5) -> list[tuple[int, int, str]]:
+    """(start, target, key) for each student: one move of `jump` percent whose two figures both change,
+    every ratio asked for by one student only."""
     taken, chosen = set(), []
-    for start in range(0, 100, 10):
-        for target, key in ((start + 5, "ArrowRight"), (start - 5, "ArrowLeft")):
+    for start in range(0, 100, 10 if jump == 5 else 5):
+        for target, key in ((start + jump, "ArrowRight"), (start - jump, "ArrowLeft")):
             if 0 <= target <= 95 and {start, target}.isdisjoint(taken):
                 if all(a != b for a, b in zip(figures[start], figures[target])):
                     chosen.append((start, target, key))
@@ -182,6 +182,7 @@ def one_class(
     app: Path,
     think: float = 0.0,
     comparisons: int = 2,
+    jump: int = 5,
 ):
     home = Path(tempfile.mkdtemp(prefix="plasticity-bench-class-"))
     url = f"http://127.0.0.1:{port}"
@@ -189,7 +190,7 @@ def one_class(
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     env = {**os.environ, "PLASTICITY_HOME": str(home)}
     server = subprocess.Popen(command, cwd=app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    plan = moves(students, figures)
+    plan = moves(students, figures, jump)
     try:
         wait_until_serving(url, server)
         clock = ServerClock(server.pid)
@@ -409,6 +410,14 @@ def main() -> None:
     parser.add_argument(
         "--comparisons", type=int, choices=range(len(COMPARISONS) + 1), default=2, help="sessions running a comparison"
     )
+    parser.add_argument(
+        "--jump",
+        type=int,
+        choices=(5, 10),
+        default=5,
+        help="percent a student moves: 5 is one slider step, to a ratio the view has prepared ahead; 10 is two, "
+        "to one it has not (sessions client only)",
+    )
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument(
         "--app", type=Path, default=ROOT, help="the checkout whose app.py the server runs (another commit's worktree)"
@@ -419,6 +428,8 @@ def main() -> None:
         "--figures", type=Path, default=None, help="a JSON file of the right pruned accuracies (made if missing)"
     )
     args = parser.parse_args()
+    if args.client == "chromium" and args.jump != 5:
+        parser.error("--jump 10 needs --client sessions (the browser client presses one arrow key)")
 
     figures = pruned_figures(args.figures)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.app, capture_output=True, text=True)
@@ -428,6 +439,7 @@ def main() -> None:
         "stagger_s": args.stagger,
         "think_s": args.think,
         "comparisons": args.comparisons,
+        "jump_percent": args.jump,
         "timeout_s": args.timeout,
         "target_p95_s": TARGET_P95_S,
         "load_average_at_start": os.getloadavg(),
@@ -444,6 +456,7 @@ def main() -> None:
             args.app,
             think=args.think,
             comparisons=args.comparisons,
+            jump=args.jump,
         )
         times = figures_n["times_s"]
         summary = {

@@ -20,8 +20,8 @@ import time
 import traceback
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
@@ -39,18 +39,9 @@ from plasticity.train import Callback, Trainer
 _STARTED: weakref.WeakSet = weakref.WeakSet()
 _SESSIONS = itertools.count()
 
-_CORES = torch.get_num_threads()  # torch's own default, read before any worker lowers its count
+# one job computes per core, each with one thread: torch's own default count, read before any worker lowers it
+SCHEDULER.slots = torch.get_num_threads()
 ALIVE_CHECK_SECONDS = 0.5  # how often a job asks whether its session is still there
-
-
-@contextmanager
-def _all_cores() -> Iterator[None]:
-    """Let this worker's short burst use every core, then go back to one thread."""
-    torch.set_num_threads(_CORES)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(1)
 
 
 class JobCancelled(Exception):
@@ -315,15 +306,16 @@ def runs_work(configs: dict[str, RunConfig], store: RunStore, device: torch.devi
                 continue
             job.report(message=f"starting {name}")
             try:
-                with SCHEDULER.interactive(job, job.check), _all_cores():  # the page waits for these first numbers
-                    began[name] = config.begin(store, base, flight.report, prepared=_take_prepared(config.key)), flight
+                prepared = _take_prepared(config.key)
+                with SCHEDULER.interactive(job, job.check):  # the page waits for these first numbers
+                    began[name] = config.begin(store, base, flight.report, prepared=prepared), flight
             except BaseException:
                 _land(flight, None)
                 raise
         job.runs_left = len(began) + len(followed)
         try:
             if began:
-                with SCHEDULER.interactive(job, job.check), _all_cores():
+                with SCHEDULER.interactive(job, job.check):
                     for run, _ in began.values():
                         job.check()
                         run.settle()
@@ -464,10 +456,13 @@ def train_work(config: TrainConfig, store: RunStore, device: torch.device | str)
     return work
 
 
-# Runs begun ahead of time by `prepare_work`, by config key: the newest few, in memory only.
+# Runs begun ahead of time by `prepare_work`, by config key: the newest few, in memory only; and the
+# ones being begun now, each with the event set when it is done.
 _PREPARED: OrderedDict[str, Started] = OrderedDict()
+_PREPARING: dict[str, threading.Event] = {}
 _PREPARED_LOCK = threading.Lock()
 PREPARED_RUNS = 48  # a class of a dozen students, each with the four runs one slider step either side
+PREPARING_WAIT_SECONDS = 5.0  # the most a view waits for a run being prepared (a piece takes a fraction of a second)
 
 
 def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
@@ -481,21 +476,35 @@ def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
     def work(job: Job) -> None:
         for config in configs:
             job.check()
-            with _PREPARED_LOCK:
-                ready = config.key in _PREPARED
-            if ready or store.done(config.key) or not config.preparable(base):
+            if store.done(config.key) or not config.preparable(base):
                 continue
-            with SCHEDULER.soon(job, job.check), _all_cores():
-                run = config.prepare(base)
             with _PREPARED_LOCK:
-                _PREPARED[config.key] = run
-                while len(_PREPARED) > PREPARED_RUNS:
-                    _PREPARED.popitem(last=False)
+                if config.key in _PREPARED or config.key in _PREPARING:
+                    continue
+                preparing = _PREPARING[config.key] = threading.Event()
+            try:
+                with SCHEDULER.soon(job, job.check):
+                    run = config.prepare(base)
+                with _PREPARED_LOCK:
+                    _PREPARED[config.key] = run
+                    while len(_PREPARED) > PREPARED_RUNS:
+                        _PREPARED.popitem(last=False)
+            finally:
+                with _PREPARED_LOCK:
+                    del _PREPARING[config.key]
+                preparing.set()
 
     return work
 
 
 def _take_prepared(key: str) -> Started | None:
+    """Run `key` begun ahead, if it was. One being begun right now is waited for: a view that began it again
+    beside it took twice the CPU and showed its accuracy later (a student stepping the slider the moment the
+    view was drawn steps to the run being prepared)."""
+    with _PREPARED_LOCK:
+        preparing = _PREPARING.get(key)
+    if preparing is not None:
+        preparing.wait(PREPARING_WAIT_SECONDS)
     with _PREPARED_LOCK:
         return _PREPARED.pop(key, None)
 

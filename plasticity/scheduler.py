@@ -1,12 +1,12 @@
 """Who computes now in this process: the quick work of a view first, long work in turns per session.
 
-Two threads each driving torch's OpenMP team oversubscribe the cores and both run many times slower
-than one after the other, so one job computes at a time. Interactive work (pruning and evaluating the
-runs of a new view) takes the turn from long work at the long work's next training step; then work done
-ahead for a view (the runs one slider step away), in short pieces; long work
-(fine-tuning, studies, training a base) waits in a queue served round robin by session, and the job
-computing gives its turn up at a step once its time slice is over and another session waits. A waiting
-job is told what it waits for ("2 runs ahead of yours, about 20 s").
+Jobs compute in `slots` turns at once, one per core, each job with one thread (more threads than cores
+oversubscribe them: two OpenMP teams of two on 2 cores both ran many times slower than one after the
+other). Interactive work (pruning and evaluating the runs of a new view) takes a turn from long work at
+the long work's next training step; then work done ahead for a view (the runs one slider step away), in
+short pieces; long work (fine-tuning, studies, training a base) waits in a queue served round robin by
+session, and a job computing gives its turn up at a step once its time slice is over and another session
+waits. A waiting job is told what it waits for ("2 runs ahead of yours, about 20 s").
 
 A job here is anything with the `Turn` protocol (`plasticity.jobs.Job`); nothing here knows torch,
 runs or Streamlit.
@@ -19,10 +19,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 QUANTUM_SECONDS = 1.0  # long work of one session computes this long before another session's turn
 WAIT_REFRESH_SECONDS = 0.5  # a waiting job's place in the queue is recomputed this often
+
+
+@dataclass
+class _Holding:
+    job: Turn
+    kind: str  # interactive, soon or long (only long work gives its turn up)
+    since: float  # when it took its turn, or last accounted for it
 
 
 class Turn(Protocol):
@@ -36,12 +44,11 @@ class Turn(Protocol):
 
 
 class Scheduler:
-    def __init__(self, quantum: float = QUANTUM_SECONDS):
+    def __init__(self, quantum: float = QUANTUM_SECONDS, slots: int = 1):
         self.quantum = quantum
+        self.slots = slots  # turns at once: the jobs computing side by side, one thread each
         self._changed = threading.Condition()
-        self._holder: Turn | None = None
-        self._holding_long = False  # whether the holder computes long work (only that gives its turn up)
-        self._since = 0.0  # when the holder took its turn
+        self._holders: dict[int, _Holding] = {}  # by id(job)
         # Short work waiting for the turn, by kind: interactive (a view's first numbers), then soon (work
         # done ahead: the slider's next steps).
         self._waiting = {"interactive": 0, "soon": 0}
@@ -53,14 +60,14 @@ class Scheduler:
     def interactive(self, job: Turn, check: Callable[[], None] = lambda: None) -> Iterator[None]:
         """Compute now: long work gives the turn up at its next step; other interactive work goes first.
         `check` raises when the job should stop waiting (it was stopped, or its session left)."""
-        with self._short_turn(job, check, "interactive", lambda: self._holder is None):
+        with self._short_turn(job, check, "interactive", self._free):
             yield
 
     @contextmanager
     def soon(self, job: Turn, check: Callable[[], None]) -> Iterator[None]:
         """Compute a short piece of work done ahead for a view (the runs one slider step away): after
         interactive work, before long work, which gives the turn up to it at its next step."""
-        with self._short_turn(job, check, "soon", lambda: self._holder is None and not self._waiting["interactive"]):
+        with self._short_turn(job, check, "soon", lambda: self._free() and not self._waiting["interactive"]):
             yield
 
     @contextmanager
@@ -73,7 +80,7 @@ class Scheduler:
                     check()
             finally:
                 self._waiting[kind] -= 1
-            self._take(job, long=False)
+            self._take(job, kind)
         try:
             yield
         finally:
@@ -91,10 +98,12 @@ class Scheduler:
     def pause(self, job: Turn, check: Callable[[], None]) -> None:
         """Called by long work between steps: give the turn up if interactive work or another session waits."""
         with self._changed:
-            if self._holder is not job or not self._holding_long:
+            holding = self._holders.get(id(job))
+            if holding is None or holding.kind != "long":
                 return  # not computing long work in a turn (interactive work, the CLI, a test calling the work)
-            sliced = time.monotonic() - self._since > self.quantum
-            if not (self._short_waits() or (sliced and self._other_sessions_wait(job))):
+            sliced = time.monotonic() - holding.since > self.quantum
+            short_work_needs_a_turn = sum(self._waiting.values()) > self.slots - len(self._holders)
+            if not (short_work_needs_a_turn or (sliced and self._other_sessions_wait(job))):
                 return
             self._give_up(job)
         self._wait_turn(job, check, first=True)
@@ -105,10 +114,10 @@ class Scheduler:
             self._account(job)
             self._run_seconds.append(self._held.pop(id(job), 0.0))
 
-    def computing(self) -> Turn | None:
-        """The job that computes now, if any."""
+    def computing(self) -> list[Turn]:
+        """The jobs that compute now."""
         with self._changed:
-            return self._holder
+            return [holding.job for holding in self._holders.values()]
 
     def others_waiting(self, job: Turn) -> bool:
         """Whether any other work waits for the turn (a measurement taken now would be under load)."""
@@ -123,7 +132,7 @@ class Scheduler:
             else:
                 queue.append(job)
             try:
-                while not (self._holder is None and not self._short_waits() and self._next() is job):
+                while not (self._free() and not self._short_waits() and self._next() is job):
                     check()
                     job.waiting(self._describe_wait(job))
                     self._changed.wait(WAIT_REFRESH_SECONDS)
@@ -133,8 +142,11 @@ class Scheduler:
                     del self._queue[job.session]
             if job.session in self._queue:
                 self._queue.move_to_end(job.session)  # the other sessions come next
-            self._take(job, long=True)
+            self._take(job, "long")
         job.waiting(None)
+
+    def _free(self) -> bool:
+        return len(self._holders) < self.slots
 
     def _short_waits(self) -> bool:
         return any(self._waiting.values())
@@ -145,23 +157,23 @@ class Scheduler:
     def _other_sessions_wait(self, job: Turn) -> bool:
         return any(session != job.session and queue for session, queue in self._queue.items())
 
-    def _take(self, job: Turn, long: bool) -> None:
-        self._holder, self._holding_long, self._since = job, long, time.monotonic()
+    def _take(self, job: Turn, kind: str) -> None:
+        self._holders[id(job)] = _Holding(job, kind, time.monotonic())
 
     def _account(self, job: Turn) -> None:
-        if self._holder is job:
+        if holding := self._holders.get(id(job)):
             now = time.monotonic()
-            self._held[id(job)] = self._held.get(id(job), 0.0) + now - self._since
-            self._since = now
+            self._held[id(job)] = self._held.get(id(job), 0.0) + now - holding.since
+            holding.since = now
 
     def _give_up(self, job: Turn) -> None:
         self._account(job)
-        self._holder = None
+        del self._holders[id(job)]
         self._changed.notify_all()
 
     def _release(self, job: Turn) -> None:
         with self._changed:
-            if self._holder is job:
+            if id(job) in self._holders:
                 self._give_up(job)
 
     def _describe_wait(self, job: Turn) -> str:
@@ -169,11 +181,13 @@ class Scheduler:
         session's job costs at most as many runs as this one has left before this one ends)."""
         mine = max(1, job.runs_left)
         ahead, others = 0, []
-        if self._holder is not None and self._holder is not job:
-            if self._holder.session == job.session:
-                ahead += max(1, self._holder.runs_left)  # this session's earlier work ends first
+        for holding in self._holders.values():
+            if holding.job is job:
+                continue
+            if holding.job.session == job.session:
+                ahead += max(1, holding.job.runs_left)  # this session's earlier work ends first
             else:
-                others.append(self._holder)
+                others.append(holding.job)
         for session, queue in self._queue.items():
             if session == job.session:
                 ahead += sum(max(1, other.runs_left) for other in list(queue)[: queue.index(job)])
@@ -183,7 +197,7 @@ class Scheduler:
         text = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours"
         if self._run_seconds:
             per_run = sum(self._run_seconds) / len(self._run_seconds)
-            text += f", about {max(1, round(ahead * per_run))} s"
+            text += f", about {max(1, round(ahead * per_run / self.slots))} s"
         return text
 
 

@@ -65,7 +65,7 @@ def test_a_comparison_running_in_one_session_does_not_hold_up_another_sessions_p
     comparing = open_page("pages/compare.py", criteria=["random", "l1"], ratios=["20", "45", "70"], seeds="1")
     comparing.button(key="run_missing").click().run()
     comparison = comparing.session_state["compare_job"][1]
-    wait_until(lambda: SCHEDULER.computing() is comparison)  # fine-tuning its first run
+    wait_until(lambda: comparison in SCHEDULER.computing())  # fine-tuning its first run
 
     student = open_page("pages/prune.py", ratio="35", finetune_epochs="1")
     pruning = student.session_state["prune_job"][1]
@@ -101,7 +101,7 @@ def test_a_session_that_leaves_stops_its_long_work_and_leaves_nothing_half_writt
     connected = threading.Event()
     connected.set()
     job = start_job("compare", study_work(study, store, "cpu"), session="gone", alive=connected.is_set)
-    wait_until(lambda: SCHEDULER.computing() is job)
+    wait_until(lambda: job in SCHEDULER.computing())
     connected.clear()  # the tab is closed
     assert job.wait(60)
     assert job.snapshot().cancelled
@@ -165,6 +165,24 @@ def test_sessions_take_turns_and_a_waiting_job_sees_what_is_ahead_of_it():
         thread.join(10)
     assert order[:2] == ["b", "a"]  # b's turn first: a had the cores
     assert second.lines[-1] is None and third.lines[-1] is None
+
+
+def test_with_two_slots_two_sessions_compute_side_by_side_and_a_student_takes_one_slot_from_them():
+    scheduler = Scheduler(quantum=60, slots=2)
+    first, second, student = Waiter("a"), Waiter("b"), Waiter("student")
+    first_steps, second_steps = [], []
+    workers = [fine_tuning(scheduler, first, first_steps, 400), fine_tuning(scheduler, second, second_steps, 400)]
+    assert set(scheduler.computing()) == {first, second}  # both began: neither waited for the other
+    with scheduler.interactive(student):
+        computing = scheduler.computing()
+        assert student in computing and len(computing) == 2  # one long job gave its slot up, the other goes on
+        (going_on,) = {first, second} & set(computing)
+        steps = first_steps if going_on is first else second_steps
+        before = len(steps)
+        wait_until(lambda: len(steps) > before + 3)
+    for worker in workers:
+        worker.join(20)
+    assert len(first_steps) == len(second_steps) == 400
 
 
 def test_interactive_work_takes_the_turn_at_the_next_step_of_long_work():

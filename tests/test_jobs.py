@@ -1,6 +1,7 @@
 """Background jobs as the dashboard runs them: the pruned accuracies first, stops within a step, one import."""
 
 import threading
+import time
 
 import pytest
 
@@ -126,6 +127,36 @@ def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store
         assert result["acc_pruned"] == pruned_now["acc_pruned"]
         assert result["channels"] == pruned_now["channels"]
         assert store.get(config.key).status == "done" and len(result["curve"]) == 1
+
+
+def test_a_view_asking_for_a_run_while_it_is_prepared_waits_for_it_and_does_not_prune_it_again(
+    store, default_base, monkeypatch
+):
+    config = configs(default_base, 0.55)["l1"]
+    pruned, preparing, go_on = [], threading.Event(), threading.Event()
+    real = prune_runs._prune
+
+    def counted(*args, **kwargs):
+        pruned.append(args[0].key)
+        if not preparing.is_set():  # the preparation: held until the view has asked for the run
+            preparing.set()
+            go_on.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prune_runs, "_prune", counted)
+    ahead = threading.Thread(target=prepare_work([config], store, default_base), args=(Job("prepare"),))
+    ahead.start()
+    assert preparing.wait(10)
+    job = RecordingJob("prune")
+    view = threading.Thread(target=runs_work({"l1": config}, store, "cpu", default_base), args=(job,))
+    view.start()
+    time.sleep(0.2)  # the view now waits for the preparation
+    go_on.set()
+    ahead.join(10)
+    view.join(60)
+    assert pruned == [config.key]  # pruned once, ahead; the view took it over
+    assert store.get(config.key).status == "done"
+    assert config.key not in jobs._PREPARED
 
 
 def test_only_quick_criteria_on_small_bases_are_prepared(store, default_base, monkeypatch):

@@ -36,7 +36,8 @@ MEMO = "_memo"  # name -> (signature, object) of this session's charts
 T = TypeVar("T")
 PRESENTER_FONT_PX = 21  # the page's root font size in presenter mode (Streamlit's own is 16)
 BASE_LABEL_FITS = 30  # characters of a base's name that the sidebar's picker shows whole
-PROMPT_SECONDS = 0.4  # how long a rerun waits for a job's first, quick result before drawing
+PROMPT_SECONDS = 1.5  # how long a rerun waits for a job's first, quick result before drawing the rest (asleep:
+# it costs the server nothing, and the figures show the moment they are computed, not at the next redraw)
 
 
 @st.cache_resource

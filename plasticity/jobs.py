@@ -230,6 +230,11 @@ _FLIGHTS: dict[str, _Flight] = {}
 _FLIGHTS_LOCK = threading.Lock()
 
 
+def _in_flight(key: str) -> bool:
+    with _FLIGHTS_LOCK:
+        return key in _FLIGHTS
+
+
 def _join(key: str, job: Job, on_progress: Callable[[dict], None] | None) -> tuple[_Flight, bool]:
     """The flight of run `key` with `job` among its followers, and whether `job` is the one to compute it."""
     with _FLIGHTS_LOCK:
@@ -462,6 +467,7 @@ _PREPARED: OrderedDict[str, Started] = OrderedDict()
 _PREPARING: dict[str, threading.Event] = {}
 _PREPARED_LOCK = threading.Lock()
 PREPARED_RUNS = 48  # a class of a dozen students, each with the four runs one slider step either side
+BUSY_JOBS = 4  # with more jobs running in the server, nothing is prepared ahead
 PREPARING_WAIT_SECONDS = 5.0  # the most a view waits for a run being prepared (a piece takes a fraction of a second)
 
 
@@ -476,23 +482,27 @@ def prepare_work(configs: list[RunConfig], store: RunStore, base: Base) -> Work:
     def work(job: Job) -> None:
         for config in configs:
             job.check()
+            if len(running_jobs()) > BUSY_JOBS:
+                return  # a busy server: what a class's views ask for now goes first, not what they may ask next
             if store.done(config.key) or not config.preparable(base):
                 continue
-            with _PREPARED_LOCK:
-                if config.key in _PREPARED or config.key in _PREPARING:
-                    continue
-                preparing = _PREPARING[config.key] = threading.Event()
-            try:
-                with SCHEDULER.soon(job, job.check):
+            with SCHEDULER.soon(job, job.check):
+                # claimed only once computing: a view waits for a run being prepared, not for one still queued;
+                # and not one a view computes already (it asked before this piece's turn came)
+                with _PREPARED_LOCK:
+                    if config.key in _PREPARED or config.key in _PREPARING or _in_flight(config.key):
+                        continue
+                    preparing = _PREPARING[config.key] = threading.Event()
+                try:
                     run = config.prepare(base)
-                with _PREPARED_LOCK:
-                    _PREPARED[config.key] = run
-                    while len(_PREPARED) > PREPARED_RUNS:
-                        _PREPARED.popitem(last=False)
-            finally:
-                with _PREPARED_LOCK:
-                    del _PREPARING[config.key]
-                preparing.set()
+                    with _PREPARED_LOCK:
+                        _PREPARED[config.key] = run
+                        while len(_PREPARED) > PREPARED_RUNS:
+                            _PREPARED.popitem(last=False)
+                finally:
+                    with _PREPARED_LOCK:
+                        del _PREPARING[config.key]
+                    preparing.set()
 
     return work
 

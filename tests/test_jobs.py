@@ -111,7 +111,8 @@ def test_the_app_warm_up_imports_the_default_into_the_run_store(tmp_path, monkey
     assert run is not None and run.status == "done" and run.result["acc"] > 0.9
 
 
-def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store, default_base, tmp_path):
+def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store, default_base, tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "BUSY_JOBS", 10_000)  # other tests' jobs may still run in this process
     runs = configs(default_base, 0.65)
     prepare_work(list(runs.values()), store, default_base)(Job("prepare"))
     assert all(config.key in jobs._PREPARED for config in runs.values())
@@ -132,7 +133,9 @@ def test_a_run_prepared_ahead_is_taken_over_with_the_result_of_pruning_now(store
 def test_a_view_asking_for_a_run_while_it_is_prepared_waits_for_it_and_does_not_prune_it_again(
     store, default_base, monkeypatch
 ):
+    monkeypatch.setattr(jobs, "BUSY_JOBS", 10_000)  # other tests' jobs may still run in this process
     config = configs(default_base, 0.55)["l1"]
+    jobs._PREPARED.pop(config.key, None)  # a page of another test may have prepared it
     pruned, preparing, go_on = [], threading.Event(), threading.Event()
     real = prune_runs._prune
 
@@ -159,7 +162,20 @@ def test_a_view_asking_for_a_run_while_it_is_prepared_waits_for_it_and_does_not_
     assert config.key not in jobs._PREPARED
 
 
+def test_nothing_is_prepared_ahead_while_the_server_is_busy(store, default_base, monkeypatch):
+    runs = configs(default_base, 0.6)
+    for config in runs.values():
+        jobs._PREPARED.pop(config.key, None)  # a page of another test may have prepared them
+    monkeypatch.setattr(jobs, "running_jobs", lambda: [object()] * (jobs.BUSY_JOBS + 1))
+    prepare_work(list(runs.values()), store, default_base)(Job("prepare"))
+    assert not any(config.key in jobs._PREPARED for config in runs.values())
+    monkeypatch.setattr(jobs, "running_jobs", lambda: [])
+    prepare_work(list(runs.values()), store, default_base)(Job("prepare"))
+    assert all(config.key in jobs._PREPARED for config in runs.values())
+
+
 def test_only_quick_criteria_on_small_bases_are_prepared(store, default_base, monkeypatch):
+    monkeypatch.setattr(jobs, "BUSY_JOBS", 10_000)  # other tests' jobs may still run in this process
     weights, data = (PruneConfig(default_base.config, name, 0.3, 0, 1) for name in ("l1", "taylor"))
     assert weights.preparable(default_base) and not data.preparable(default_base)
     prepare_work([data], store, default_base)(Job("prepare"))

@@ -8,7 +8,7 @@
 # masks:   best of N random feature-map masks against one, on LeNet-5 (3 seeds, 1 retraining epoch);
 # hbfp:    HBFP's rounds against l1's on LeNet-5 (seed 0).
 # Needs Debian's dataset-fashion-mnist (or the IDX files under $PLASTICITY_DATA). Raw JSON goes to
-# benchmarks/results/fashion-mnist/; about 75 minutes on a 2-core CPU.
+# benchmarks/results/fashion-mnist/; about 80 minutes on a 2-core CPU that other work shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PLASTICITY_HOME="${PLASTICITY_HOME:-$HOME/.plasticity-fashion-mnist-claims}"

@@ -1,10 +1,11 @@
 """The detection and segmentation table of docs/results.md, from the `plasticity prune --task ... --json` outputs.
 
-    python benchmarks/scenes_table.py benchmarks/results/scenes-*.json
+    python benchmarks/scenes_table.py [--fps FPS.jsonl] benchmarks/results/scenes/*.json
 
-One row per task, criterion and ratio: the score of the base, right after pruning and after fine-tuning
-(mean ± standard deviation over seeds, with the lowest and highest), and the frames per second of the
-pruned network over the base's, each ratio measured within one run, under the same load.
+One row per task, data set, criterion and ratio: the score of the base, right after pruning and after
+fine-tuning (mean ± standard deviation over seeds, with the lowest and highest), and the frames per
+second of the pruned network over the base's: by default as each run measured it at its end; with
+`--fps`, the medians `benchmarks/bench_scenes_fps.py` measured for the same runs (by key).
 """
 
 import json
@@ -19,6 +20,11 @@ def spread(values: list[float]) -> str:
 
 
 def main(paths: list[str]) -> None:
+    speedups = {}
+    if paths[:1] == ["--fps"]:
+        with open(paths[1]) as lines:
+            speedups = {row["key"]: row["speedup"] for row in map(json.loads, lines)}
+        paths = paths[2:]
     cells = defaultdict(list)
     for path in paths:
         result = json.load(open(path))
@@ -31,7 +37,7 @@ def main(paths: list[str]) -> None:
     for (task, dataset, criterion, ratio), results in sorted(cells.items()):
         metric = "map" if task == "detection" else "miou"
         pruned, final = ([r[f"{metric}_{when}"] for r in results] for when in ("pruned", "final"))
-        speedup = [r["fps_pruned"] / r["fps_base"] for r in results]
+        speedup = [speedups[r["key"]] if speedups else r["fps_pruned"] / r["fps_base"] for r in results]
         print(
             f"| {task} ({'mAP' if metric == 'map' else 'mean IoU'}) | {dataset} | {criterion} | {ratio:.0%} | "
             f"{len(results)} | {results[0][metric + '_base']:.3f} | {spread(pruned)} | "

@@ -31,7 +31,10 @@ from plasticity.store import RunStore
 RTOL = 1e-4
 ATOL = 1e-5
 CHECK_BATCH = 8
-EXPORTABLE_KINDS = ("prune", "train", "masks", "hbfp", "hbfp-round")  # image classifiers (not scene-* runs)
+CLASSIFIER_KINDS = ("prune", "train", "masks", "hbfp", "hbfp-round")
+SCENE_KINDS = ("scene-train", "scene-prune")  # detectors and SegNets
+EXPORTABLE_KINDS = CLASSIFIER_KINDS + SCENE_KINDS
+DETECTOR_FORMATS = ("state-dict", "torchscript")
 
 
 class ExportError(PlasticityError):
@@ -88,6 +91,8 @@ def _quiet_torchscript() -> Iterator[None]:
 
 def _save_exported_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
     batch = torch.export.Dim("batch", min=1)
+    if len(example) == 1:  # torch.export takes a batch of one for a constant one
+        example = example.expand(2, *example.shape[1:])
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     torch.export.save(program, str(out))
 
@@ -137,29 +142,42 @@ FORMATS.register("exported-program")(
 FORMATS.register("onnx")(Format("onnx", ".onnx", _save_onnx, _load_onnx, "onnxruntime.InferenceSession(FILE)"))
 
 
-def export_model(model: nn.Module, batch: torch.Tensor, fmt: str, out: Path | str) -> dict:
-    """Write `model` to `out` in format `fmt`, load the file back and check its outputs on `batch`."""
+def export_model(model: nn.Module, batch: torch.Tensor, fmt: str, out: Path | str, *, detector: bool = False) -> dict:
+    """Write `model` to `out` in format `fmt`, load the file back and check its outputs on `batch`. A
+    `detector` (torchvision's detection API: a list of images in, a dict of boxes, labels and scores per
+    image out) is scripted rather than traced, and compared box for box."""
     how = FORMATS.get(fmt)
+    if detector and fmt not in DETECTOR_FORMATS:
+        raise ExportError(
+            f"a detector exports as {' or '.join(DETECTOR_FORMATS)}: how many boxes its post-processing keeps "
+            f"depends on the image, which {fmt} cannot express here"
+        )
     out = Path(out).expanduser()
     model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     batch = batch.cpu().contiguous()
+    save = _save_scripted if detector and fmt == "torchscript" else how.save
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        how.save(model, batch, out)
+        save(model, batch, out)
         with torch.no_grad():
-            expected = model(batch)
-            got = how.load(out, model)(batch)
+            if detector:
+                expected = _detections(model(list(batch)))
+                got = _detections(how.load(out, model)(list(batch)))
+            else:
+                expected, got = model(batch), how.load(out, model)(batch)
     except PlasticityError:
         raise
     except Exception as exc:  # the exporters' own errors: an op they cannot write, say
         first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         raise ExportError(f"the {fmt} export failed: {exc.__class__.__name__}: {first_line}") from None
-    difference = float((got - expected).abs().max())
-    tolerance = ATOL + RTOL * float(expected.abs().max())
-    if got.shape != expected.shape or not difference <= tolerance:
+    same_shape = got.shape == expected.shape
+    difference = float((got - expected).abs().max()) if same_shape and expected.numel() else 0.0
+    tolerance = ATOL + RTOL * (float(expected.abs().max()) if expected.numel() else 0.0)
+    if not same_shape or not difference <= tolerance:
+        found = f"largest difference {difference:.3g}" if same_shape else f"outputs of shape {tuple(got.shape)}"
         raise ExportError(
-            f"the {fmt} file at {out} does not compute what the network does: largest difference {difference:.3g} "
-            f"on {len(batch)} test images (tolerance {tolerance:.3g})"
+            f"the {fmt} file at {out} does not compute what the network does: {found} on {len(batch)} test images "
+            f"(tolerance {tolerance:.3g}, expected shape {tuple(expected.shape)})"
         )
     return {
         "format": fmt,
@@ -172,6 +190,18 @@ def export_model(model: nn.Module, batch: torch.Tensor, fmt: str, out: Path | st
     }
 
 
+def _save_scripted(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    with _quiet_torchscript():
+        torch.jit.save(torch.jit.script(model), str(out))
+
+
+def _detections(output) -> torch.Tensor:
+    """A detector's output as one tensor: every image's boxes, scores and labels. A scripted detector
+    returns (losses, detections)."""
+    detections = output[1] if isinstance(output, tuple) else output
+    return torch.cat([torch.cat([d["boxes"].flatten(), d["scores"], d["labels"].float()]) for d in detections])
+
+
 def export_run(store: RunStore, key: str, fmt: str, out: Path | str) -> dict:
     """The network of the stored run `key` (a pruned and fine-tuned one, or a base) written to `out`."""
     FORMATS.get(fmt)  # an unknown format fails before the checkpoint is read
@@ -182,6 +212,11 @@ def export_run(store: RunStore, key: str, fmt: str, out: Path | str) -> dict:
         raise InvalidConfigError(f"run {key} is a {run.kind} run; export takes {', '.join(EXPORTABLE_KINDS)} runs")
     if not run.done or run.checkpoint is None or not run.checkpoint.exists():
         raise InvalidConfigError(f"run {key} is {run.status} and has no network stored; finish it first")
+    if run.kind in SCENE_KINDS:
+        from plasticity.tasks.runs import stored_network  # torchvision's detection code loads only here
+
+        model, batch, detector = stored_network(store, run.kind, run.config)
+        return {"key": key, "kind": run.kind, **export_model(model, batch, fmt, out, detector=detector)}
     checkpoint = load_checkpoint(run.checkpoint)
     model = checkpoint.build_model("cpu")
     batch = _test_batch(checkpoint.config)

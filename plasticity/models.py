@@ -11,6 +11,7 @@ a run's key changes when the file does. `read_weights` reads a user's weights fi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -22,12 +23,15 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from plasticity.errors import DatasetUnavailableError, InvalidConfigError, UnknownNameError
 from plasticity.registry import Registry
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -217,20 +221,35 @@ def _torchvision_model(spec: ModelSpec) -> nn.Module:
         raise UnknownNameError("torchvision model", name, known)
     if spec.width != 1.0:
         raise InvalidConfigError("width scaling applies to plasticity's own models, not to torchvision's")
-    weights = "DEFAULT" if spec.pretrained else None
-    try:
-        model = torchvision.models.get_model(name, weights=weights)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
-        raise DatasetUnavailableError(
-            f"the pretrained weights of {name} are not in torch's hub cache and could not be downloaded "
-            f"({exc.__class__.__name__}: {exc}); connect once, or train from scratch without --pretrained"
-        ) from None
+    if spec.pretrained:
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+        model = fetched_weights(name, url, lambda: torchvision.models.get_model(name, weights="DEFAULT"))
+    else:
+        model = torchvision.models.get_model(name, weights=None)
     _replace_head(model, spec.num_classes)
     if spec.in_channels == 1:
         model = nn.Sequential(_GreyToRGB(), model)
     elif spec.in_channels != 3:
         raise InvalidConfigError(f"torchvision models read 1- or 3-channel images, not {spec.in_channels}")
     return model
+
+
+def fetched_weights(name: str, url: str, fetch: Callable[[], T]) -> T:
+    """`fetch()`, which reads torchvision's pretrained weights of `name` (from `url`) from torch's hub cache
+    or downloads them into it. torchvision unpickles its files in full: one already in the cache is read
+    with `weights_only=True` first, so a file holding anything but tensors is refused unopened. A cache
+    without the file on a machine offline is a one-line error."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if cached.exists():
+        read_weights(cached)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # torch.hub says "Downloading" on stdout, which --json owns
+            return fetch()
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise DatasetUnavailableError(
+            f"the pretrained weights of {name} are not in torch's hub cache and could not be downloaded "
+            f"({exc.__class__.__name__}: {exc}); connect once, or train from scratch without --pretrained"
+        ) from None
 
 
 def _replace_head(model: nn.Module, num_classes: int) -> None:
@@ -390,14 +409,20 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     (ImageNet weights for a 10-class task); any other mismatch names the parameters."""
     target = model[1] if isinstance(model, nn.Sequential) and isinstance(model[0], _GreyToRGB) else model
     head = classifier_layer(target)
-    head_prefix = next(name for name, module in target.named_modules() if module is head) + "."
+    load_fitting(target, state, next(name for name, module in target.named_modules() if module is head) + ".")
+
+
+def load_fitting(target: nn.Module, state: dict[str, torch.Tensor], head_prefix: str) -> None:
+    """Load `state` into `target`, except the parameters under `head_prefix` whose shapes differ (a head
+    for another number of classes keeps its fresh initialisation). BatchNorm counters a file lacks
+    (torchvision's frozen BatchNorm has none) stay at zero; any other mismatch names the parameters."""
     own = target.state_dict()
     misfits = {k for k, v in state.items() if k in own and own[k].shape != v.shape}
     wrong = [f"{k} {tuple(state[k].shape)} (the model's {tuple(own[k].shape)})" for k in sorted(misfits)]
     if any(not k.startswith(head_prefix) for k in misfits):
         raise InvalidConfigError(f"the weights do not fit the model: {', '.join(wrong[:3])}")
     missing, unexpected = target.load_state_dict({k: v for k, v in state.items() if k not in misfits}, strict=False)
-    missing = [k for k in missing if not k.startswith(head_prefix)]
+    missing = [k for k in missing if not k.startswith(head_prefix) and not k.endswith(".num_batches_tracked")]
     if missing or unexpected:
         raise InvalidConfigError(
             f"the weights are of another network: missing {', '.join(missing[:3]) or 'nothing'}, "

@@ -1,6 +1,7 @@
 """Shared fixtures: every test session gets its own run store; data sets are cached as usual."""
 
 import os
+import pickle
 
 import pytest
 
@@ -44,3 +45,20 @@ def library_loaded():
     from ui import startup
 
     startup.LOADED.set()
+
+
+class _Touch:
+    """Unpickling it creates a file: the witness that a pickle's code was run."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture
+def hostile_pickle(tmp_path):
+    """Pickled bytes that create a file when they are unpickled, and that file's path."""
+    witness = tmp_path / "unpickled"
+    return pickle.dumps(_Touch(str(witness))), witness

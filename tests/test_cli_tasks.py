@@ -3,9 +3,8 @@ are the shipped real sets, and a detection run on a Pascal VOC folder prints its
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+from scene_folders import voc_folder
 
 from plasticity import cli
 from plasticity.cli.arguments import SCENE_TASKS, build_parser
@@ -46,17 +45,8 @@ def test_a_classification_option_with_a_scene_task_is_one_error_line(capsys):
 
 
 def test_a_detection_run_on_a_voc_folder_prints_map_and_fps(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    for k in range(4):
-        pixels = rng.integers(0, 50, (48, 48, 3), dtype=np.uint8)
-        pixels[8 + k : 28 + k, 10:30] = 230
-        Image.fromarray(pixels).save(tmp_path / f"{k}.jpg")
-        box = f"<xmin>10</xmin><ymin>{8 + k}</ymin><xmax>30</xmax><ymax>{28 + k}</ymax>"
-        (tmp_path / f"{k}.xml").write_text(
-            f"<annotation><filename>{k}.jpg</filename><object><name>square</name><bndbox>{box}</bndbox>"
-            "</object></annotation>"
-        )
-    argv = ["prune", "--task", "detection", "--dataset", f"voc:{tmp_path}", "--epochs", "1", "--finetune-epochs", "1"]
+    dataset = voc_folder(tmp_path / "squares")
+    argv = ["prune", "--task", "detection", "--dataset", dataset, "--epochs", "1", "--finetune-epochs", "1"]
     argv += ["--criterion", "l1", "--ratio", "0.25", "--home", str(tmp_path / "home"), "--json"]
     assert cli.main(argv) == 0
     out = capsys.readouterr()
@@ -66,3 +56,16 @@ def test_a_detection_run_on_a_voc_folder_prints_map_and_fps(tmp_path, capsys):
     assert result["task"] == "detection" and result["params_pruned"] < result["params_base"]
     assert "fine-tuning: epoch 1/1" in out.err
     assert cli.main(argv) == 0 and json.loads(capsys.readouterr().out) == result  # from the store
+
+
+def test_a_scene_task_starts_from_weights_and_says_which_network_has_pretrained_ones(capsys, tmp_path):
+    assert cli.main(["prune", "--task", "detection", "--pretrained", "--home", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "error: fasterrcnn-tiny has no pretrained weights; torchvision has them for fasterrcnn-mobilenet-v3\n"
+    )
+    assert cli.main(["prune", "--task", "segmentation", "--weights", str(tmp_path / "none.pth")]) == 2
+    assert "none.pth" in capsys.readouterr().err  # the file is read, not ignored
+    args = build_parser().parse_args(
+        ["prune", "--task", "detection", "--model", "fasterrcnn-mobilenet-v3", "--pretrained"]
+    )
+    assert _scene_configs(args).base.pretrained

@@ -7,13 +7,15 @@ import sys
 
 import pytest
 import torch
+from scene_folders import mask_folder, voc_folder
 
 from plasticity import cli
 from plasticity.checkpoint import load_checkpoint
-from plasticity.export import CHECK_BATCH, export_run, list_formats
+from plasticity.export import CHECK_BATCH, ExportError, export_run, list_formats
 from plasticity.runs import PruneConfig, TrainConfig, run_prune
 from plasticity.runs.base import dataset_on
 from plasticity.store import RunStore
+from plasticity.tasks.runs import ScenePruneConfig, SceneTrainConfig, run_scene_prune
 
 FORMATS = ["state-dict", "torchscript", "exported-program", "onnx"]
 
@@ -94,6 +96,9 @@ def test_export_errors_are_one_line(pruned, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: no run 'prune-0000000000000000'")
     store.start("scene-prune-0000000000000000", "scene-prune", {})
     assert cli.main(["export", "scene-prune-0000000000000000", "--format", "onnx", *common]) == 2
+    assert "is running and has no network stored" in capsys.readouterr().err
+    store.start("study-0000000000000000", "study", {})  # a kind of a later version, say
+    assert cli.main(["export", "study-0000000000000000", "--format", "onnx", *common]) == 2
     assert "export takes prune, train" in capsys.readouterr().err
     assert cli.main(["export", key, "--format", "tflite", *common]) == 2
     assert "unknown export format 'tflite'" in capsys.readouterr().err
@@ -117,3 +122,47 @@ def test_prune_page_offers_each_run_for_download():
     session = onnxruntime.InferenceSession(at.session_state[EXPORTED][(key, fmt)])
     assert session.run(None, {"images": torch.zeros(2, 1, 28, 28).numpy()})[0].shape == (2, 10)
     assert at.get("download_button")  # beside the button that made it
+
+
+@pytest.fixture(scope="module")
+def scene_runs(tmp_path_factory):
+    """A pruned SegNet (a mask folder) and a pruned Faster R-CNN (a Pascal VOC folder), untrained: a round
+    trip does not depend on the weights."""
+    folder = tmp_path_factory.mktemp("scenes")
+    store = RunStore(folder / "home")
+    keys = {}
+    for task, network, dataset in [
+        ("segmentation", "segnet", mask_folder(folder / "cells")),
+        ("detection", "fasterrcnn-tiny", voc_folder(folder / "squares")),
+    ]:
+        config = ScenePruneConfig(SceneTrainConfig(task, network, dataset, epochs=0), "l1", 0.5, finetune_epochs=0)
+        run_scene_prune(config, store)
+        keys[task] = config.key
+    return store, keys
+
+
+@pytest.mark.parametrize("fmt", ["state-dict", "torchscript", "exported-program"])
+def test_a_pruned_segnet_exports_in_torch_s_formats(fmt, scene_runs, tmp_path):
+    store, keys = scene_runs
+    result = export_run(store, keys["segmentation"], fmt, tmp_path / fmt)
+    assert result["kind"] == "scene-prune" and result["max_abs_diff"] <= result["tolerance"] < 1e-3
+
+
+def test_segnet_s_unpooling_has_no_onnx_export_and_says_so(scene_runs, tmp_path):
+    store, keys = scene_runs
+    with pytest.raises(ExportError, match="max_unpool2d"):
+        export_run(store, keys["segmentation"], "onnx", tmp_path / "segnet.onnx")
+
+
+def test_a_pruned_detector_exports_scripted_and_is_refused_where_boxes_cannot_be_kept(scene_runs, tmp_path):
+    store, keys = scene_runs
+    key = keys["detection"]
+    result = export_run(store, key, "torchscript", tmp_path / "detector.pt")
+    assert result["max_abs_diff"] <= result["tolerance"]
+    scripted = torch.jit.load(str(tmp_path / "detector.pt"))  # loads without plasticity's classes
+    _, detections = scripted([torch.rand(3, 48, 48)])
+    assert set(detections[0]) == {"boxes", "labels", "scores"}
+    state = torch.load(export_run(store, key, "state-dict", tmp_path / "d.pt")["out"], weights_only=True)
+    assert state["backbone.features.0.0.weight"].shape[0] == 8  # half of the first layer's 16 filters
+    with pytest.raises(ExportError, match="a detector exports as state-dict or torchscript"):
+        export_run(store, key, "onnx", tmp_path / "detector.onnx")

@@ -81,3 +81,19 @@ def test_digits_dataset_trains_lenet(tmp_path):
     digits = load_dataset("digits")
     model = create_model(ModelSpec("lenet5", digits.channels, digits.num_classes, digits.image_size))
     assert model(digits.example_input(3)).shape == (3, 10)
+
+
+def test_a_hostile_file_in_the_hub_cache_is_refused_before_torchvision_unpickles_it(
+    tmp_path, monkeypatch, hostile_pickle
+):
+    """torchvision reads its weights with the full unpickler; plasticity reads a cached file safely first."""
+    import torchvision
+
+    payload, witness = hostile_pickle
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / torchvision.models.ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[1]).write_bytes(payload)
+    with pytest.raises(InvalidConfigError, match="not a readable weights file"):
+        create_model(ModelSpec("torchvision:resnet18", 3, 10, 32, pretrained=True))
+    assert not witness.exists()

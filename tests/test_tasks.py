@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scene_folders import mask_folder, voc_folder
 
 from plasticity.errors import InvalidConfigError
 from plasticity.pruning.groups import cut_slices, dependency_graph, prunable_groups, pruning_group
 from plasticity.store import RunStore
-from plasticity.tasks.networks import NETWORKS, NetworkSpec, SegNet, create_network
+from plasticity.tasks.networks import NETWORKS, NetworkSpec, SegNet, create_network, pretrained_state
 from plasticity.tasks.runs import (
     SceneBase,
     ScenePruneConfig,
@@ -132,3 +133,70 @@ def test_a_segmentation_run_goes_through_the_store_and_is_found_again(tmp_path):
     assert store.done(config.key).result == result
     assert run_scene_prune(config, store) == result  # found, not redone
     assert get_scene_base(base_config, store).result == store.done(base_config.key).result
+
+
+def test_a_scene_base_starts_from_a_weights_file_whose_head_may_have_other_classes(tmp_path):
+    dataset = mask_folder(tmp_path / "cells")
+    store = RunStore(tmp_path / "home")
+    trained = SegNet(1, 5)  # five classes: its classifier does not fit this two-class set and stays fresh
+    for parameter in trained.parameters():
+        torch.nn.init.normal_(parameter.data)
+    torch.save({"model": trained.state_dict(), "epoch": 7}, tmp_path / "segnet.pth")  # a training checkpoint
+
+    config = SceneTrainConfig(
+        task="segmentation", network="segnet", dataset=dataset, epochs=0, weights=str(tmp_path / "segnet.pth")
+    )
+    assert config.key != SceneTrainConfig(task="segmentation", network="segnet", dataset=dataset, epochs=0).key
+    model = get_scene_base(config, store).model
+    assert torch.equal(model.encoder[0][0][0].weight, trained.encoder[0][0][0].weight)
+    assert torch.equal(model.decoder[0][1][1].running_var, trained.decoder[0][1][1].running_var)
+    assert model.classifier.out_channels == 2  # the set's classes, freshly initialised
+
+    torch.save(create_network(NetworkSpec("fasterrcnn-tiny", 1, 1, 32, (0.5,), (0.5,))).state_dict(), tmp_path / "d.pt")
+    with pytest.raises(InvalidConfigError, match="another network"):
+        get_scene_base(
+            SceneTrainConfig(task="segmentation", network="segnet", dataset=dataset, weights=str(tmp_path / "d.pt")),
+            store,
+        )
+
+
+def test_the_mobilenet_detector_starts_from_torchvision_s_coco_weights_in_the_hub_cache(tmp_path, monkeypatch):
+    """The online path, fed a file in torchvision's format (frozen BatchNorm: no counters) at its cache place."""
+    from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_320_FPN_Weights
+
+    from plasticity.errors import DatasetUnavailableError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    dataset = voc_folder(tmp_path / "squares")
+    config = SceneTrainConfig(network="fasterrcnn-mobilenet-v3", dataset=dataset, epochs=0, pretrained=True)
+    store = RunStore(tmp_path / "home")
+    with pytest.raises(DatasetUnavailableError, match="without --pretrained"):  # offline, nothing cached
+        get_scene_base(config, store)
+
+    coco = create_network(NetworkSpec("fasterrcnn-mobilenet-v3", 3, 90, 320, (0.5,) * 3, (0.5,) * 3))
+    state = {k: v for k, v in coco.state_dict().items() if not k.endswith("num_batches_tracked")}
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True, exist_ok=True)  # the failed download made it
+    path = cache / FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1.url.rsplit("/", 1)[1]
+    torch.save(state, path)
+    model = get_scene_base(config, store).model
+    first = "backbone.body.0.0.weight"
+    assert torch.equal(model.state_dict()[first], state[first])
+    assert model.roi_heads.box_predictor.cls_score.out_features == 2  # background and the set's one class
+    assert model.transform.image_mean == [0.485, 0.456, 0.406]  # normalised as the weights were trained
+
+    with pytest.raises(InvalidConfigError, match="fasterrcnn-mobilenet-v3"):
+        SceneTrainConfig(network="fasterrcnn-tiny", pretrained=True)
+
+
+def test_a_hostile_file_in_the_hub_cache_is_refused_unopened(tmp_path, monkeypatch, hostile_pickle):
+    from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_320_FPN_Weights
+
+    payload, witness = hostile_pickle
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1.url.rsplit("/", 1)[1]).write_bytes(payload)
+    with pytest.raises(InvalidConfigError, match="not a readable weights file"):
+        pretrained_state("fasterrcnn-mobilenet-v3")
+    assert not witness.exists()

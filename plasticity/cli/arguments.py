@@ -198,7 +198,10 @@ def _base_arguments(parser: argparse.ArgumentParser, tasks: bool = False) -> Non
     batch = f"default: 64, with --task detection or segmentation {SCENE_BATCH_SIZE}" if tasks else "default: 64"
     parser.add_argument("--batch-size", type=integer, default=64, help=f"training batch size ({batch})", **given)
     parser.add_argument("--width", type=number, default=1.0, help="channel width multiplier")
-    parser.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
+    pretrained = "start from torchvision's ImageNet weights"
+    if tasks:
+        pretrained += " (with --task detection, fasterrcnn-mobilenet-v3 from its COCO weights)"
+    parser.add_argument("--pretrained", action="store_true", help=pretrained)
     parser.add_argument(
         "--weights",
         default=None,

@@ -186,7 +186,6 @@ CLASSIFICATION_ONLY = {
     "layer_ratio": [],
     "checkpoint": None,
     "width": 1.0,
-    "pretrained": False,
     "history_every_steps": 0,
     "schedule": "one-shot",
     "recalibrate_bn": 0,
@@ -208,6 +207,8 @@ def _scene_configs(args: argparse.Namespace) -> ScenePruneConfig:
         seed=_base_seed(args),
         lr=args.base_lr,
         batch_size=args.batch_size if "batch_size" in given else SCENE_BATCH_SIZE,
+        pretrained=args.pretrained,
+        weights=args.weights or "",
     )
     return ScenePruneConfig(base, args.criterion, args.ratio, args.seed, args.finetune_epochs, args.lr)
 

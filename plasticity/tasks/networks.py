@@ -5,8 +5,9 @@
   not learn the small shipped sets in minutes on two cores. Its backbone's filters are pruned; the
   backbone's last conv keeps its outputs, which the RPN and the box head read, so the heads stay as
   they are.
-- `fasterrcnn-mobilenet-v3`: torchvision's `fasterrcnn_mobilenet_v3_large_320_fpn` (weights=None),
-  the paper's family at full size; its MobileNet body's filters are pruned, the FPN keeps its outputs.
+- `fasterrcnn-mobilenet-v3`: torchvision's `fasterrcnn_mobilenet_v3_large_320_fpn`, the paper's family
+  at full size, from scratch or from torchvision's COCO weights (`pretrained`); its MobileNet body's
+  filters are pruned, the FPN keeps its outputs.
 - `segnet`: SegNet (Badrinarayanan et al.) at three stages of 16, 32 and 64 filters: the decoder
   upsamples with the encoder's max-pooling indices. Everything but the classifier conv is pruned.
 
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from plasticity.errors import InvalidConfigError
+from plasticity.models import fetched_weights, load_fitting
 from plasticity.registry import Registry
 from plasticity.tasks.scenes import DETECTION, SEGMENTATION
 
@@ -43,6 +46,9 @@ class Network:
     build: Callable[[NetworkSpec], nn.Module]
     prunable: Callable[[nn.Module], nn.Module]  # the part whose filters are pruned
     kept: Callable[[nn.Module], list[nn.Module]]  # convs of that part whose outputs stay
+    head: str  # the state_dict prefix of the layer sized by the classes, fresh when weights have other classes
+    # torchvision's weights, where they exist: their URL and how they are read (from torch's hub cache)
+    pretrained: Callable[[], tuple[str, Callable[[], dict[str, torch.Tensor]]]] | None = None
 
 
 NETWORKS: Registry[Network] = Registry("network")
@@ -117,6 +123,14 @@ def _fasterrcnn_mobilenet(spec: NetworkSpec) -> nn.Module:
     )
 
 
+def _fasterrcnn_mobilenet_coco() -> tuple[str, Callable[[], dict[str, torch.Tensor]]]:
+    """Where torchvision's COCO weights of the whole detector come from, and how they are read."""
+    from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_320_FPN_Weights
+
+    weights = FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1
+    return weights.url, lambda: weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+
+
 class SegNet(nn.Module):
     """Encoder: three stages of conv-BN-ReLU and 2x2 max pooling that keeps its indices; decoder: the
     mirror, each stage unpooling with its encoder stage's indices, then a 1x1 classifier conv."""
@@ -135,19 +149,23 @@ class SegNet(nn.Module):
         indices = []
         for stage in self.encoder:
             x = stage(x)
+            size = x.shape[-2:]
             x, index = nn.functional.max_pool2d(x, 2, return_indices=True)
             # The unpooling below reads this stage's channels by their positions: adding zero times
             # the pooled map to the decoder's input makes that coupling an edge of the traced graph,
             # so Torch-Pruning removes the same channels from both (tests/test_tasks.py checks it).
-            indices.append((index, x))
-        for stage, (index, pooled) in zip(reversed(self.decoder), reversed(indices)):
-            x = nn.functional.max_unpool2d(x + 0 * pooled, index, 2)
+            indices.append((index, x, size))
+        for stage, (index, pooled, size) in zip(reversed(self.decoder), reversed(indices)):
+            # aten's unpooling, back to the size before pooling: F.max_unpool2d's own size check cannot
+            # be traced (TorchScript export), and its default size is one short where that size was odd
+            x = torch.ops.aten.max_unpool2d(x + 0 * pooled, index, size)
             x = stage(x)
         return self.classifier(x)
 
 
+BOX_PREDICTOR = "roi_heads.box_predictor."
 NETWORKS.register("fasterrcnn-tiny")(
-    Network(DETECTION, _fasterrcnn_tiny, lambda m: m.backbone, lambda part: [part.features[-1][0]])
+    Network(DETECTION, _fasterrcnn_tiny, lambda m: m.backbone, lambda part: [part.features[-1][0]], BOX_PREDICTOR)
 )
 NETWORKS.register("fasterrcnn-mobilenet-v3")(
     Network(
@@ -155,12 +173,41 @@ NETWORKS.register("fasterrcnn-mobilenet-v3")(
         _fasterrcnn_mobilenet,
         lambda m: m.backbone,
         lambda part: [c for c in part.fpn.modules() if isinstance(c, nn.Conv2d)],
+        BOX_PREDICTOR,
+        pretrained=_fasterrcnn_mobilenet_coco,
     )
 )
 NETWORKS.register("segnet")(
-    Network(SEGMENTATION, lambda s: SegNet(s.in_channels, s.num_classes + 1), lambda m: m, lambda m: [m.classifier])
+    Network(
+        SEGMENTATION,
+        lambda s: SegNet(s.in_channels, s.num_classes + 1),
+        lambda m: m,
+        lambda m: [m.classifier],
+        "classifier.",
+    )
 )
 
 
 def create_network(spec: NetworkSpec) -> nn.Module:
     return NETWORKS.get(spec.name).build(spec)
+
+
+def with_pretrained() -> list[str]:
+    """The networks that torchvision has pretrained weights for."""
+    return [name for name in NETWORKS.names() if NETWORKS.get(name).pretrained is not None]
+
+
+def start_from(model: nn.Module, name: str, state: dict[str, torch.Tensor]) -> None:
+    """Load `state` (torchvision's weights or a user's file) into network `name`; a head for another
+    number of classes keeps its fresh initialisation, any other mismatch is an error naming it."""
+    load_fitting(model, state, NETWORKS.get(name).head)
+
+
+def pretrained_state(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's pretrained weights of network `name`, from torch's hub cache or downloaded once."""
+    network = NETWORKS.get(name)
+    if network.pretrained is None:
+        raise InvalidConfigError(
+            f"{name} has no pretrained weights; torchvision has them for {', '.join(with_pretrained())}"
+        )
+    return fetched_weights(name, *network.pretrained())

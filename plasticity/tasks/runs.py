@@ -23,15 +23,22 @@ from torch import nn
 from plasticity.checkpoint import Checkpoint, load_checkpoint
 from plasticity.errors import InvalidConfigError
 from plasticity.limits import check_epochs, check_lr, check_seed
-from plasticity.models import ModelSpec
+from plasticity.models import ModelSpec, hashed_path, read_weights, verified_file
 from plasticity.pruning.criteria import create_criterion
 from plasticity.pruning.groups import check_ratio, count_to_prune, dependency_graph, prunable_groups, pruning_group
 from plasticity.pruning.prune import _group_scores
 from plasticity.runs.lifecycle import RunConfig, failing, save, start
 from plasticity.store import RunStore
-from plasticity.tasks.networks import NETWORKS, NetworkSpec, create_network
+from plasticity.tasks.networks import (
+    NETWORKS,
+    NetworkSpec,
+    create_network,
+    pretrained_state,
+    start_from,
+    with_pretrained,
+)
 from plasticity.tasks.scenes import DETECTION, SEGMENTATION, Scenes, load_scenes
-from plasticity.tasks.training import fit, frames_per_second, score
+from plasticity.tasks.training import detector_inputs, fit, frames_per_second, score
 from plasticity.train import seed_everything
 
 DEFAULTS = {  # task -> (network, shipped data set); the data sets are real, the networks sized for CPU
@@ -39,7 +46,9 @@ DEFAULTS = {  # task -> (network, shipped data set); the data sets are real, the
     SEGMENTATION: ("segnet", "stardist-nuclei"),
 }
 FPS_BATCH = 16
+EXPORT_BATCH = 4  # test tiles an export is checked on
 METRIC = {DETECTION: "map", SEGMENTATION: "miou"}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's detection weights'
 _GETTING_BASE = threading.Lock()
 
 
@@ -56,6 +65,8 @@ class SceneTrainConfig(RunConfig):
     seed: int = 0
     lr: float = 0.01
     batch_size: int = 8
+    pretrained: bool = False  # start from torchvision's weights (COCO's, for the MobileNet detector)
+    weights: str = ""  # start from the weights in this file, as `/abs/path@<hash of its content>`
 
     def __post_init__(self):
         if self.task not in DEFAULTS:
@@ -65,9 +76,21 @@ class SceneTrainConfig(RunConfig):
         check_epochs(self.epochs)
         check_seed(self.seed)
         check_lr(self.lr)
+        if self.pretrained and self.weights:
+            raise InvalidConfigError("start from one of: a weights file, torchvision's weights")
+        if self.pretrained and self.network not in with_pretrained():
+            raise InvalidConfigError(
+                f"{self.network} has no pretrained weights; torchvision has them for {', '.join(with_pretrained())}"
+            )
+        if self.weights:
+            object.__setattr__(self, "weights", hashed_path(self.weights, "weights"))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        for name in ("pretrained", "weights"):  # added later: left out at their defaults, so keys stay
+            if not config[name]:
+                del config[name]
+        return config
 
     @property
     def metric(self) -> str:
@@ -102,6 +125,11 @@ class ScenePruneConfig(RunConfig):
     def to_dict(self) -> dict:
         return {**asdict(self), "base": self.base.to_dict()}
 
+    @classmethod
+    def from_dict(cls, config: dict) -> ScenePruneConfig:
+        """The inverse of `to_dict` (a stored run's config)."""
+        return cls(**{**config, "base": SceneTrainConfig(**config["base"])})
+
 
 @dataclass
 class SceneBase:
@@ -118,7 +146,9 @@ def scenes_for(name: str, task: str) -> Scenes:
 
 
 def network_spec(config: SceneTrainConfig, scenes: Scenes) -> NetworkSpec:
-    return NetworkSpec(config.network, scenes.channels, len(scenes.classes), scenes.image_size, scenes.mean, scenes.std)
+    """What the network is built for; one started from torchvision's weights normalises as they were trained."""
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if config.pretrained else (scenes.mean, scenes.std)
+    return NetworkSpec(config.network, scenes.channels, len(scenes.classes), scenes.image_size, mean, std)
 
 
 def get_scene_base(
@@ -140,7 +170,12 @@ def get_scene_base(
 
 def _train(config: SceneTrainConfig, scenes: Scenes, store: RunStore, device, on_epoch) -> SceneBase:
     seed_everything(config.seed)
-    model = create_network(network_spec(config, scenes)).to(device)
+    model = create_network(network_spec(config, scenes))
+    if config.pretrained:
+        start_from(model, config.network, pretrained_state(config.network))
+    if config.weights:
+        start_from(model, config.network, read_weights(verified_file(config.weights, "weights")))
+    model = model.to(device)
     start(config, store)
     began = time.perf_counter()
     with failing(config, store):
@@ -308,3 +343,22 @@ def load_pruned(config: ScenePruneConfig, store: RunStore, base: SceneBase) -> n
             pruning_group(graph, group, list(range(kept, group.size))).prune()
     model.load_state_dict(load_checkpoint(run.checkpoint).state_dict)
     return model
+
+
+def stored_network(store: RunStore, kind: str, config: dict) -> tuple[nn.Module, torch.Tensor, bool]:
+    """The network of a finished scene run (a base, or a pruned and fine-tuned one) on the CPU, a batch
+    of its data set's test tiles as it reads them (a detector: float RGB in [0, 1]; SegNet: normalised),
+    and whether it is a detector. A pruned run needs no stored base: its checkpoint holds every weight."""
+    if kind == SceneTrainConfig.kind:
+        base = get_scene_base(SceneTrainConfig(**config), store)
+        model = base.model
+    else:
+        prune = ScenePruneConfig.from_dict(config)
+        scenes = scenes_for(prune.base.dataset, prune.base.task)
+        fresh = create_network(network_spec(prune.base, scenes)).eval()
+        base = SceneBase(prune.base, fresh, scenes, {})
+        model = load_pruned(prune, store, base)
+    images = base.scenes.test.images[:EXPORT_BATCH]
+    detector = base.config.task == DETECTION
+    batch = torch.stack(detector_inputs(images)) if detector else base.scenes.normalize(images)
+    return model.cpu().eval(), batch, detector

@@ -6,12 +6,14 @@ import json
 import streamlit as st
 
 from plasticity.errors import PlasticityError
+from plasticity.export import TASK_FORMATS
 from plasticity.jobs import JobState, start_job
 from plasticity.tasks.runs import DEFAULTS, METRIC, ScenePruneConfig, SceneTrainConfig, get_scene_base, load_pruned
 from plasticity.tasks.scenes import list_scene_datasets
 from plasticity.tasks.views import pictures, recovery_table, scenes_work
 from ui import jobs, widgets
 from ui.charts import scenes as charts
+from ui.export import download_buttons
 from ui.plain import plain
 
 SCORE_NAMES = {"map": "mAP", "miou": "mean IoU"}
@@ -140,6 +142,7 @@ def show_results(state: JobState | None) -> None:
             "the pruned network's (a detector's includes its box post-processing)."
         )
     if done and (state is None or state.done):
+        download_buttons({name: config.key for name, config in runs.items()}, store, TASK_FORMATS[task])
         show_pictures({name: results[name] for name in done})
 
 

@@ -35,6 +35,7 @@ CLASSIFIER_KINDS = ("prune", "train", "masks", "hbfp", "hbfp-round")
 SCENE_KINDS = ("scene-train", "scene-prune")  # detectors and SegNets
 EXPORTABLE_KINDS = CLASSIFIER_KINDS + SCENE_KINDS
 DETECTOR_FORMATS = ("state-dict", "torchscript")
+TASK_FORMATS = {"detection": DETECTOR_FORMATS, "segmentation": ("state-dict", "torchscript", "exported-program")}
 
 
 class ExportError(PlasticityError):

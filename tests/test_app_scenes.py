@@ -43,6 +43,10 @@ def test_segnet_is_trained_pruned_and_fine_tuned_then_the_slider_prunes_the_stor
     curves = {trace.name: values(trace.x) for trace in charts(at)["mean IoU while fine-tuning"].data}
     assert curves == {"l1": [0, 1], "random": [0, 1]}
     assert len(at.get("image")) == 3  # the base, l1 and random, each on the test tiles
+    assert at.selectbox(key="export_format").options == ["state-dict", "torchscript", "exported-program"]
+    at.selectbox(key="export_format").set_value("torchscript").run()
+    at.button(key="export-l1").click().run()
+    assert not at.exception and not at.error and at.get("download_button")  # exported, checked, offered
 
     at.slider(key="ratio").set_value(25).run()  # the base is stored: the new position runs at once
     assert not at.exception and at.session_state["scenes_job"][1] is not None

@@ -88,6 +88,21 @@ def test_a_pruned_network_runs_with_the_right_output_structure_and_is_smaller(na
             assert output.shape == (len(scenes.test), 2, 32, 32)
 
 
+def test_the_full_size_mobilenet_detector_prunes_its_body_and_keeps_the_fpn_s_outputs():
+    scenes = _scenes(size=64)
+    name = "fasterrcnn-mobilenet-v3"
+    config = SceneTrainConfig(network=name, dataset="squares", epochs=0)
+    base = SceneBase(config, create_network(NetworkSpec(name, 1, 1, 64, scenes.mean, scenes.std)).eval(), scenes, {})
+    pruned = prune_network(base, "l1", 0.5, seed=0)
+    assert pruned.macs_pruned < 0.5 * pruned.macs_base and len(pruned.channels) > 20
+    assert sum(p.numel() for p in pruned.model.parameters()) < sum(p.numel() for p in base.model.parameters())
+    fpn = [m.out_channels for m in pruned.model.backbone.fpn.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert set(fpn) == {256}  # the RPN and box head read these
+    with torch.no_grad():
+        (output,) = pruned.model([scenes.test.images[0].float().expand(3, -1, -1) / 255])
+    assert set(output) == {"boxes", "labels", "scores"} and output["boxes"].shape[1:] == (4,)
+
+
 def test_detection_refuses_a_criterion_that_needs_labels():
     with pytest.raises(InvalidConfigError, match="random or a weight-based criterion"):
         ScenePruneConfig(criterion="apoz")

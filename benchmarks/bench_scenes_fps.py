@@ -1,6 +1,6 @@
 """Frames per second of the pruned detectors and SegNets in a run store, against their bases.
 
-    PLASTICITY_HOME=H python benchmarks/bench_scenes_fps.py [--rounds 5] > results.jsonl
+    PLASTICITY_HOME=H python benchmarks/bench_scenes_fps.py [--rounds 5] [--seeds 0] > results.jsonl
 
 A `scene-prune` run records the frames per second of its base and of its pruned network once, at its
 end, under whatever load the machine had then. This measures them again, quietly: for every finished
@@ -27,10 +27,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternating turns of each network (default: 5)")
     parser.add_argument("--home", default=None, help="the run store (default: $PLASTICITY_HOME)")
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="only the runs of these pruning seeds, like 0 (default: every run); a ratio's "
+        "pruned architecture is the same for every seed and criterion",
+    )
     args = parser.parse_args()
+    seeds = {int(seed) for seed in args.seeds.split(",") if seed}
     store = RunStore(args.home)
     for run in store.runs("scene-prune", "done"):
         config = ScenePruneConfig.from_dict(run.config)
+        if seeds and config.seed not in seeds:
+            continue
         base = get_scene_base(config.base, store)
         pruned = load_pruned(config, store, base)
         task, scenes = config.base.task, base.scenes

@@ -5,7 +5,7 @@
 One row per task, data set, criterion and ratio: the score of the base, right after pruning and after
 fine-tuning (mean ± standard deviation over seeds, with the lowest and highest), and the frames per
 second of the pruned network over the base's: by default as each run measured it at its end; with
-`--fps`, the medians `benchmarks/bench_scenes_fps.py` measured for the same runs (by key).
+`--fps`, the medians `benchmarks/bench_scenes_fps.py` measured for those of the runs it measured (by key).
 """
 
 import json
@@ -37,7 +37,10 @@ def main(paths: list[str]) -> None:
     for (task, dataset, criterion, ratio), results in sorted(cells.items()):
         metric = "map" if task == "detection" else "miou"
         pruned, final = ([r[f"{metric}_{when}"] for r in results] for when in ("pruned", "final"))
-        speedup = [speedups[r["key"]] if speedups else r["fps_pruned"] / r["fps_base"] for r in results]
+        if speedups:  # the runs measured again (one seed may stand for all: the architecture is the same)
+            speedup = [speedups[r["key"]] for r in results if r["key"] in speedups]
+        else:
+            speedup = [r["fps_pruned"] / r["fps_base"] for r in results]
         print(
             f"| {task} ({'mAP' if metric == 'map' else 'mean IoU'}) | {dataset} | {criterion} | {ratio:.0%} | "
             f"{len(results)} | {results[0][metric + '_base']:.3f} | {spread(pruned)} | "

@@ -4,7 +4,8 @@
 
 One row per task, data set, criterion and ratio: the score of the base, right after pruning and after
 fine-tuning (mean ± standard deviation over seeds, with the lowest and highest), and the frames per
-second of the pruned network over the base's: by default as each run measured it at its end; with
+second of the pruned network over the base's (a ratio of 0 is the control: the base, unpruned, trained for
+the same fine-tuning epochs): by default as each run measured it at its end; with
 `--fps`, the medians `benchmarks/bench_scenes_fps.py` measured for those of the runs it measured (by key).
 """
 
@@ -17,6 +18,12 @@ from collections import defaultdict
 def spread(values: list[float]) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.3f} ± {std:.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _speedup(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{values[0]:.2f}x" if len(values) == 1 else spread(values)
 
 
 def main(paths: list[str]) -> None:
@@ -41,10 +48,11 @@ def main(paths: list[str]) -> None:
             speedup = [speedups[r["key"]] for r in results if r["key"] in speedups]
         else:
             speedup = [r["fps_pruned"] / r["fps_base"] for r in results]
+        criterion = "none (control)" if ratio == 0 else criterion  # ratio 0 prunes nothing
         print(
             f"| {task} ({'mAP' if metric == 'map' else 'mean IoU'}) | {dataset} | {criterion} | {ratio:.0%} | "
             f"{len(results)} | {results[0][metric + '_base']:.3f} | {spread(pruned)} | "
-            f"{spread(final)} | {spread(speedup)} |"
+            f"{spread(final)} | {_speedup(speedup)} |"
         )
 
 

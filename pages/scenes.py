@@ -86,7 +86,7 @@ else:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the base...")
 def _base(config_json: str, device: str):
-    return get_scene_base(SceneTrainConfig(**json.loads(config_json)), widgets.run_store(), device)
+    return get_scene_base(SceneTrainConfig.from_dict(json.loads(config_json)), widgets.run_store(), device)
 
 
 def show_pictures(results: dict[str, dict]) -> None:

@@ -215,3 +215,12 @@ def test_a_hostile_file_in_the_hub_cache_is_refused_unopened(tmp_path, monkeypat
     with pytest.raises(InvalidConfigError, match="not a readable weights file"):
         pretrained_state("fasterrcnn-mobilenet-v3")
     assert not witness.exists()
+
+
+def test_a_segnet_s_key_names_its_balanced_loss_and_runs_made_before_keep_theirs():
+    balanced = SceneTrainConfig(task="segmentation", network="segnet", dataset="stardist-nuclei")
+    assert balanced.balance and balanced.to_dict()["balance"] is True
+    before = {k: v for k, v in balanced.to_dict().items() if k != "balance"}  # a stored config of an earlier run
+    earlier = SceneTrainConfig.from_dict(before)
+    assert not earlier.balance and earlier.to_dict() == before and earlier.key != balanced.key
+    assert "balance" not in SceneTrainConfig().to_dict()  # a detector's loss has no class weights: keys unchanged

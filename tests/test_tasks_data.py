@@ -193,3 +193,12 @@ def test_mean_iou_of_a_known_prediction():
     # background: 3 hits, union 4 -> 3/4; class 1: 3 hits, union 5 -> 3/5; class 2: 0 / 1 -> 0
     assert math.isclose(mean_iou(confusion(predicted, truth, 3)), (3 / 4 + 3 / 5 + 0) / 3)
     assert math.isclose(mean_iou(confusion(truth, truth, 4)), 1.0)  # class 3 absent from both: left out
+
+
+def test_segnet_s_class_weights_are_median_frequency_balancing_by_hand():
+    from plasticity.tasks.training import median_frequency_weights
+
+    masks = torch.tensor([[[0, 0], [0, 1]], [[0, 0], [0, 0]]])  # class 1 in one image, class 2 in none
+    # frequencies: class 0 has 7 of the 8 pixels of the 2 images it is in, class 1 has 1 of 4; median 0.5625
+    weights = median_frequency_weights(masks, 3)
+    torch.testing.assert_close(weights, torch.tensor([0.5625 / 0.875, 0.5625 / 0.25, 1.0]))

@@ -67,6 +67,8 @@ class SceneTrainConfig(RunConfig):
     batch_size: int = 8
     pretrained: bool = False  # start from torchvision's weights (COCO's, for the MobileNet detector)
     weights: str = ""  # start from the weights in this file, as `/abs/path@<hash of its content>`
+    # segmentation: weigh the loss's classes by median frequency, as SegNet's paper does (detection: unused)
+    balance: bool = True
 
     def __post_init__(self):
         if self.task not in DEFAULTS:
@@ -90,7 +92,14 @@ class SceneTrainConfig(RunConfig):
         for name in ("pretrained", "weights"):  # added later: left out at their defaults, so keys stay
             if not config[name]:
                 del config[name]
+        if self.task == DETECTION or not self.balance:  # added later: runs made before keep their keys
+            del config["balance"]
         return config
+
+    @classmethod
+    def from_dict(cls, config: dict) -> SceneTrainConfig:
+        """The inverse of `to_dict` (a stored run's config); one without `balance` was made before it."""
+        return cls(**{"balance": False, **config})
 
     @property
     def metric(self) -> str:
@@ -128,7 +137,7 @@ class ScenePruneConfig(RunConfig):
     @classmethod
     def from_dict(cls, config: dict) -> ScenePruneConfig:
         """The inverse of `to_dict` (a stored run's config)."""
-        return cls(**{**config, "base": SceneTrainConfig(**config["base"])})
+        return cls(**{**config, "base": SceneTrainConfig.from_dict(config["base"])})
 
 
 @dataclass
@@ -187,6 +196,7 @@ def _train(config: SceneTrainConfig, scenes: Scenes, store: RunStore, device, on
             lr=config.lr,
             batch_size=config.batch_size,
             seed=config.seed,
+            balance=config.balance,
             on_epoch_end=on_epoch and (lambda epoch: on_epoch(epoch, config.epochs)),
         )
         result = {
@@ -306,6 +316,7 @@ def _prune_and_recover(config: ScenePruneConfig, base: SceneBase, store: RunStor
         lr=config.lr,
         batch_size=config.base.batch_size,
         seed=config.seed,
+        balance=config.base.balance,
         on_epoch_end=add_point,
     )
     final = result["curve"][-1] if result["curve"] else first
@@ -350,7 +361,7 @@ def stored_network(store: RunStore, kind: str, config: dict) -> tuple[nn.Module,
     of its data set's test tiles as it reads them (a detector: float RGB in [0, 1]; SegNet: normalised),
     and whether it is a detector. A pruned run needs no stored base: its checkpoint holds every weight."""
     if kind == SceneTrainConfig.kind:
-        base = get_scene_base(SceneTrainConfig(**config), store)
+        base = get_scene_base(SceneTrainConfig.from_dict(config), store)
         model = base.model
     else:
         prune = ScenePruneConfig.from_dict(config)

@@ -32,13 +32,28 @@ def detector_inputs(images: torch.Tensor, device: torch.device | str = "cpu") ->
     return list(floats.expand(-1, 3, -1, -1) if floats.shape[1] == 1 else floats)
 
 
-def _loss(model: nn.Module, task: str, scenes: Scenes, split: SceneSplit, index: torch.Tensor) -> torch.Tensor:
+def median_frequency_weights(masks: torch.Tensor, classes: int) -> torch.Tensor:
+    """SegNet's class balancing (Badrinarayanan et al., after Eigen and Fergus): a class's weight is the
+    median of the class frequencies over its own, where a class's frequency is its pixels over the pixels
+    of the images it appears in. A class absent from `masks` weighs 1."""
+    counts = torch.bincount(masks.flatten(), minlength=classes)[:classes].double()
+    images_with = torch.stack([(masks == c).flatten(1).any(1).sum() for c in range(classes)]).double()
+    present = counts > 0
+    frequency = counts[present] / (images_with[present] * masks[0].numel())
+    weights = torch.ones(classes, dtype=torch.float64)
+    weights[present] = frequency.quantile(0.5) / frequency  # the median, halfway between two middle values
+    return weights.float()
+
+
+def _loss(
+    model: nn.Module, task: str, scenes: Scenes, split: SceneSplit, index: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
     device = _device(model)
     if task == DETECTION:
         targets = [{k: v.to(device) for k, v in t.items()} for t in split.targets(index.tolist())]
         return sum(model(detector_inputs(split.images[index], device), targets).values())
     logits = model(scenes.normalize(split.images[index].to(device)))
-    return nn.functional.cross_entropy(logits, split.masks[index].to(device))
+    return nn.functional.cross_entropy(logits, split.masks[index].to(device), weight=weights)
 
 
 def fit(
@@ -50,19 +65,24 @@ def fit(
     lr: float,
     batch_size: int,
     seed: int,
+    balance: bool = False,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> nn.Module:
-    """SGD with momentum over the training split, shuffled by `seed`; `on_epoch_end(epoch)` after each."""
+    """SGD with momentum over the training split, shuffled by `seed`; `on_epoch_end(epoch)` after each.
+    With `balance`, a segmenter's loss weighs its classes by `median_frequency_weights` of the split."""
     if lr <= 0 or batch_size <= 0:
         raise InvalidConfigError(f"lr and batch_size must be positive; got lr={lr}, batch_size={batch_size}")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
     split = scenes.train
+    weights = None
+    if balance and task != DETECTION:
+        weights = median_frequency_weights(split.masks, len(scenes.classes) + 1).to(_device(model))
     with guarded_backward(model):
         for epoch in range(1, epochs + 1):
             model.train()
             for index in torch.randperm(len(split), generator=generator).split(batch_size):
-                loss = _loss(model, task, scenes, split, index)
+                loss = _loss(model, task, scenes, split, index, weights)
                 if not torch.isfinite(loss):
                     raise DivergedError(f"the loss became {loss.item()} at epoch {epoch}; lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Random against l1 on a detector and a SegNet, as docs/results.md reports it:
 #
-#     bash benchmarks/claims_scenes.sh [PAIRS]     # PAIRS: TASK:DATASET (default: the two shipped examples)
+#     bash benchmarks/claims_scenes.sh [PAIRS]     # PAIRS: TASK:DATASET (default: the three below)
 #
 # For each pair: one base (seed 0, 12 epochs), pruned by random and l1 at 25% and 50% of every prunable
 # conv layer's filters with pruning seeds 0, 1 and 2 and fine-tuned 3 epochs, beside the control, the base
@@ -9,14 +9,15 @@
 # benchmarks/results/scenes/). Then the frames per second of seed 0's runs (a ratio's pruned architecture
 # is the same for every seed and criterion) are measured again with nothing else running
 # (benchmarks/bench_scenes_fps.py, 5 alternating rounds), and the table is printed. The shipped examples
-# need `pip install --no-deps deepforest stardist`. About 15 minutes on a 2-core CPU.
+# need `pip install --no-deps deepforest stardist`. About 45 minutes on a 2-core CPU (25 of them for
+# SegNet on digits-canvas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PLASTICITY_HOME="${PLASTICITY_HOME:-$HOME/.plasticity-scenes}"
 out=benchmarks/results/scenes
 mkdir -p "$out"
 python="${PYTHON:-.venv/bin/python}"
-pairs="${*:-detection:deepforest-trees segmentation:stardist-nuclei}"
+pairs="${*:-detection:deepforest-trees segmentation:stardist-nuclei segmentation:digits-canvas}"
 
 for pair in $pairs; do
   task="${pair%%:*}" dataset="${pair#*:}"

@@ -55,8 +55,8 @@ PAGES = {
     ),
     "attribution": ("/attribution?layer=conv1&ratio=50", None, "Similarity is the cosine"),
     "scenes": (
-        "/scenes?task=segmentation&scene_epochs=1&ratio=50&finetune_epochs=1",
-        "Train the base (1 epochs), then prune",
+        "/scenes?task=segmentation&scene_epochs=3&ratio=50&finetune_epochs=1",
+        "Train the base (3 epochs), then prune",
         "What each network finds",
     ),
 }

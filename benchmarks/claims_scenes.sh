@@ -9,7 +9,7 @@
 # benchmarks/results/scenes/). Then the frames per second of seed 0's runs (a ratio's pruned architecture
 # is the same for every seed and criterion) are measured again with nothing else running
 # (benchmarks/bench_scenes_fps.py, 5 alternating rounds), and the table is printed. The shipped examples
-# need `pip install --no-deps deepforest stardist`. About 45 minutes on a 2-core CPU (25 of them for
+# need `pip install --no-deps deepforest stardist`. About 40 minutes on a 2-core CPU (23 of them for
 # SegNet on digits-canvas).
 set -euo pipefail
 cd "$(dirname "$0")/.."

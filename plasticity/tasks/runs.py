@@ -48,7 +48,7 @@ DEFAULTS = {  # task -> (network, shipped data set); the data sets are real, the
 FPS_BATCH = 16
 EXPORT_BATCH = 4  # test tiles an export is checked on
 METRIC = {DETECTION: "map", SEGMENTATION: "miou"}
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's detection weights'
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # what torchvision's weights expect
 _GETTING_BASE = threading.Lock()
 
 

@@ -54,7 +54,8 @@ def test_a_detection_run_on_a_voc_folder_prints_map_and_fps(tmp_path, capsys):
     for field in ("map_base", "map_pruned", "map_final", "map50_base", "fps_base", "fps_pruned"):
         assert isinstance(result[field], float), field
     assert result["task"] == "detection" and result["params_pruned"] < result["params_base"]
-    assert "fine-tuning: epoch 1/1" in out.err
+    assert out.err.count("fine-tuning: epoch 1/1") == 1
+    assert f"frames per second: {result['fps_base']:.1f} -> {result['fps_pruned']:.1f}" in out.err
     assert cli.main(argv) == 0 and json.loads(capsys.readouterr().out) == result  # from the store
 
 

@@ -237,10 +237,12 @@ def cmd_prune_scenes(args: argparse.Namespace, store: RunStore, device) -> None:
 
     def on_progress(result: dict) -> None:
         metric = config.base.metric
-        if result["curve"]:
+        if result["fps_base"] is not None:  # the last report: timed after fine-tuning
+            _progress(f"frames per second: {result['fps_base']:.1f} -> {result['fps_pruned']:.1f}")
+        elif result["curve"]:
             point = result["curve"][-1]
             _progress(f"fine-tuning: epoch {point['epoch']}/{config.finetune_epochs} {metric} {point[metric]:.3f}")
-        elif result["fps_base"] is None:
+        else:
             _progress(f"pruned: {metric} {result[metric + '_base']:.3f} -> {result[metric + '_pruned']:.3f}")
 
     result = run_scene_prune(config, store, device, base=base, on_progress=on_progress)

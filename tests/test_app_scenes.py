@@ -1,8 +1,10 @@
 """The Detection & segmentation page through Streamlit's AppTest: a SegNet trained and pruned for real on a
-mask folder written by the test, then a step of the ratio slider on the stored base."""
+mask folder written by the test, then a step of the ratio slider on the stored base; a detector on a
+Pascal VOC folder."""
 
 import numpy as np
 from PIL import Image
+from scene_folders import voc_folder
 from test_app import charts, metrics, open_page, run_until_done, stop_jobs, values  # noqa: F401 (a fixture)
 
 
@@ -52,3 +54,24 @@ def test_segnet_is_trained_pruned_and_fine_tuned_then_the_slider_prunes_the_stor
     assert not at.exception and at.session_state["scenes_job"][1] is not None
     run_until_done(at, "scenes_job", timeout=300)
     assert float(metrics(at)["random: after 1 epochs"]) >= 0 and at.query_params["ratio"] == "25"
+
+
+def test_a_detector_is_pruned_on_a_voc_folder_and_the_page_says_what_its_speed_depends_on(tmp_path):
+    at = open_page(
+        "pages/scenes.py",
+        task="detection",
+        scene_folder=voc_folder(tmp_path / "squares"),
+        scene_epochs="1",
+        finetune_epochs="1",
+    )
+    assert not at.exception and not at.error
+    at.button(key="scenes_job_run").click().run()
+    run_until_done(at, "scenes_job", timeout=300)
+    assert not at.exception and not at.error
+    shown = metrics(at)
+    for label in ("mAP before pruning", "l1: just pruned", "random: after 1 epochs"):
+        assert 0 <= float(shown[label]) <= 1, label
+    assert shown["random: images per second"].isdigit()
+    assert any("Only the detector's backbone is pruned" in caption.value for caption in at.caption)
+    assert at.selectbox(key="export_format").options == ["state-dict", "torchscript"]
+    assert len(at.get("image")) == 3  # the boxes of the base, l1 and random

@@ -22,6 +22,18 @@ def write_mask_folder(folder):
     return folder
 
 
+def trained_and_pruned(at, score: str) -> dict[str, str]:
+    """Press the page's button, wait for the base and both pruned runs, and check their scores; the metrics."""
+    assert not at.exception and not at.error
+    at.button(key="scenes_job_run").click().run()
+    run_until_done(at, "scenes_job", timeout=300)
+    assert not at.exception and not at.error
+    shown = metrics(at)
+    for label in (f"{score} before pruning", "l1: just pruned", "random: after 1 epochs"):
+        assert 0 <= float(shown[label]) <= 1, label
+    return shown
+
+
 def test_the_default_view_offers_to_train_its_base():
     at = open_page("pages/scenes.py")
     assert not at.exception and not at.error
@@ -34,13 +46,7 @@ def test_segnet_is_trained_pruned_and_fine_tuned_then_the_slider_prunes_the_stor
     at = open_page(
         "pages/scenes.py", task="segmentation", scene_folder=f"masks:{folder}", scene_epochs="1", finetune_epochs="1"
     )
-    assert not at.exception and not at.error
-    at.button(key="scenes_job_run").click().run()
-    run_until_done(at, "scenes_job", timeout=300)
-    assert not at.exception and not at.error
-    shown = metrics(at)
-    for label in ("mean IoU before pruning", "l1: just pruned", "random: after 1 epochs"):
-        assert 0 <= float(shown[label]) <= 1, label
+    shown = trained_and_pruned(at, "mean IoU")
     assert shown["l1: images per second"].isdigit()
     curves = {trace.name: values(trace.x) for trace in charts(at)["mean IoU while fine-tuning"].data}
     assert curves == {"l1": [0, 1], "random": [0, 1]}
@@ -64,13 +70,7 @@ def test_a_detector_is_pruned_on_a_voc_folder_and_the_page_says_what_its_speed_d
         scene_epochs="1",
         finetune_epochs="1",
     )
-    assert not at.exception and not at.error
-    at.button(key="scenes_job_run").click().run()
-    run_until_done(at, "scenes_job", timeout=300)
-    assert not at.exception and not at.error
-    shown = metrics(at)
-    for label in ("mAP before pruning", "l1: just pruned", "random: after 1 epochs"):
-        assert 0 <= float(shown[label]) <= 1, label
+    shown = trained_and_pruned(at, "mAP")
     assert shown["random: images per second"].isdigit()
     assert any("Only the detector's backbone is pruned" in caption.value for caption in at.caption)
     assert at.selectbox(key="export_format").options == ["state-dict", "torchscript"]

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 
 import torch
+from bench_scenes_fps import stored_runs
 
 from plasticity.store import RunStore
-from plasticity.tasks.runs import FPS_BATCH, ScenePruneConfig, get_scene_base, load_pruned
+from plasticity.tasks.runs import FPS_BATCH
 from plasticity.tasks.scenes import DETECTION
 from plasticity.tasks.training import detector_inputs
 
@@ -55,12 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = {int(seed) for seed in args.seeds.split(",") if seed}
     store = RunStore(args.home)
-    for run in store.runs("scene-prune", "done"):
-        config = ScenePruneConfig.from_dict(run.config)
-        if config.base.task != DETECTION or (seeds and config.seed not in seeds):
-            continue
-        base = get_scene_base(config.base, store)
-        pruned = load_pruned(config, store, base)
+    for config, base, pruned in stored_runs(store, seeds, DETECTION):
         images = detector_inputs(base.scenes.test.images[:FPS_BATCH])
         before, after = timings(base.model, images, args.repeats), timings(pruned, images, args.repeats)
         print(

@@ -15,12 +15,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Iterator
 
 import torch
 
 from plasticity.store import RunStore
 from plasticity.tasks.runs import FPS_BATCH, ScenePruneConfig, get_scene_base, load_pruned
 from plasticity.tasks.training import frames_per_second
+
+
+def stored_runs(store: RunStore, seeds: set[int], task: str | None = None) -> Iterator[tuple]:
+    """(config, base, pruned network) of every finished pruning run in `store`, of the pruning `seeds`
+    (every seed when empty) and of `task` (every task when None)."""
+    for run in store.runs("scene-prune", "done"):
+        config = ScenePruneConfig.from_dict(run.config)
+        if (seeds and config.seed not in seeds) or (task and config.base.task != task):
+            continue
+        base = get_scene_base(config.base, store)
+        yield config, base, load_pruned(config, store, base)
 
 
 def main() -> None:
@@ -36,12 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = {int(seed) for seed in args.seeds.split(",") if seed}
     store = RunStore(args.home)
-    for run in store.runs("scene-prune", "done"):
-        config = ScenePruneConfig.from_dict(run.config)
-        if seeds and config.seed not in seeds:
-            continue
-        base = get_scene_base(config.base, store)
-        pruned = load_pruned(config, store, base)
+    for config, base, pruned in stored_runs(store, seeds):
         task, scenes = config.base.task, base.scenes
         images = scenes.test.images[:FPS_BATCH]
         rounds = []
